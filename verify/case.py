@@ -1,0 +1,325 @@
+"""The case: claims under verification, the sources that bear on them, and the label schema.
+
+A case is a YAML file (see ``configs/spin-boldak-2021.yaml``). ``load_case`` reads and
+checks it; every problem is a ``CaseError`` naming the file, the key and what is allowed,
+so a verifier can write a case for another story without reading this code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from verify.errors import CaseError
+
+SCHEMA = "verify.case/1"
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+GROUP_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+SIDES = ("afghan", "pakistani", "unknown", "other")
+# Reviewers answer every claim for every frame with one of these.
+VERDICT_CHOICES = {"supports": "Supports", "contradicts": "Contradicts", "cant_tell": "Can't tell"}
+PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+# Characters that have no business in a label shown to a reviewer (controls, XML-illegal).
+BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    claimed_by: str = ""
+
+
+@dataclass(frozen=True)
+class Label:
+    value: str
+    color: str
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    name: str
+    title: str
+    labels: tuple[Label, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    title: str
+    url: str | None = None
+    platform: str | None = None
+    uploader: str | None = None
+    posted_at: str | None = None
+    side: str = "unknown"
+    claims: tuple[str, ...] = ()
+    description: str = ""
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "source_id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "platform": self.platform,
+            "uploader": self.uploader,
+            "posted_at": self.posted_at,
+            "side": self.side,
+            "claims": list(self.claims),
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    reviewers_per_frame: int = 2
+    min_reviewers: int = 2
+
+
+@dataclass(frozen=True)
+class FramePolicy:
+    max_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    title: str
+    summary: str
+    instructions: str
+    claims: tuple[Claim, ...]
+    label_groups: tuple[LabelGroup, ...]
+    sources: tuple[Source, ...]
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
+    frames: FramePolicy = field(default_factory=FramePolicy)
+    path: str = ""
+    sha256: str = ""
+
+    def claim(self, claim_id: str) -> Claim:
+        return next(c for c in self.claims if c.id == claim_id)
+
+    def source(self, source_id: str) -> Source | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+    def label_values(self) -> set[str]:
+        return {label.value for group in self.label_groups for label in group.labels}
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and check a case file.
+
+    Raises:
+        CaseError: the file is missing, not YAML, or breaks the schema; the message names
+            the file and the key.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CaseError(f"{path}: case file not found; give the path of a case YAML file (see configs/)")
+    except OSError as exc:
+        raise CaseError(f"{path}: cannot read the case file: {exc.strerror}")
+    return parse_case(raw, name=str(path))
+
+
+def parse_case(raw: bytes | str, name: str = "<case>") -> Case:
+    """Parse case YAML text; ``name`` is used in error messages."""
+    text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise CaseError(f"{name}: not valid YAML{where}: {problem}; fix the syntax and retry")
+    checker = _Checker(name)
+    case = checker.case(doc)
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Case(**{**case.__dict__, "path": name, "sha256": sha})
+
+
+class _Checker:
+    """Walks the YAML document and raises CaseError at the first problem."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def fail(self, key: str, message: str) -> None:
+        raise CaseError(f"{self.name}: {key}: {message}")
+
+    def mapping(self, value: Any, key: str, required: set[str], optional: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key or "top level", f"expected a mapping with keys {sorted(required | optional)}")
+        unknown = set(value) - required - optional
+        if unknown:
+            allowed = ", ".join(sorted(required | optional))
+            self.fail(f"{key + '.' if key else ''}{sorted(unknown, key=str)[0]}", f"unknown key; allowed keys: {allowed}")
+        missing = required - set(value)
+        if missing:
+            self.fail(f"{key + '.' if key else ''}{sorted(missing)[0]}", "required key is missing")
+        return value
+
+    def text(self, value: Any, key: str, *, optional: bool = False, limit: int = 4000) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, "expected non-empty text" + (" or null" if optional else ""))
+        if BAD_TEXT.search(value):
+            self.fail(key, "contains control characters; remove them")
+        if len(value) > limit:
+            self.fail(key, f"longer than {limit} characters")
+        return value.strip()
+
+    def ident(self, value: Any, key: str, pattern: re.Pattern = ID_PATTERN) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            self.fail(key, f"{value!r} is not a valid id; use lowercase letters, digits, '_' or '-' (pattern {pattern.pattern})")
+        return value
+
+    def count(self, value: Any, key: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, f"expected a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    def case(self, doc: Any) -> Case:
+        doc = self.mapping(
+            doc,
+            "",
+            required={"id", "title", "claims", "labels"},
+            optional={"schema", "summary", "instructions", "sources", "review", "frames"},
+        )
+        if doc.get("schema", SCHEMA) != SCHEMA:
+            self.fail("schema", f"unsupported schema {doc['schema']!r}; this verify reads {SCHEMA!r}")
+        claims = self.claims(doc["claims"])
+        claim_ids = {c.id for c in claims}
+        review = self.review(doc.get("review") or {})
+        return Case(
+            id=self.ident(doc["id"], "id"),
+            title=self.text(doc["title"], "title", limit=200),
+            summary=self.text(doc.get("summary") or "", "summary", optional=True) or "",
+            instructions=self.text(doc.get("instructions") or "", "instructions", optional=True, limit=10000) or "",
+            claims=claims,
+            label_groups=self.labels(doc["labels"]),
+            sources=self.sources(doc.get("sources") or [], claim_ids),
+            review=review,
+            frames=self.frame_policy(doc.get("frames") or {}),
+        )
+
+    def claims(self, value: Any) -> tuple[Claim, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail("claims", "expected a non-empty list of claims, each with id and text")
+        claims, seen = [], set()
+        for i, item in enumerate(value):
+            key = f"claims[{i}]"
+            item = self.mapping(item, key, required={"id", "text"}, optional={"claimed_by"})
+            claim_id = self.ident(item["id"], f"{key}.id")
+            if claim_id in seen:
+                self.fail(f"{key}.id", f"duplicate claim id {claim_id!r}; claim ids must be unique")
+            seen.add(claim_id)
+            text = self.text(item["text"], f"{key}.text", limit=500)
+            if text.startswith("$"):
+                self.fail(f"{key}.text", "must not start with '$' (Label Studio reads that as a task field)")
+            claimed_by = self.text(item.get("claimed_by"), f"{key}.claimed_by", optional=True) or ""
+            claims.append(Claim(claim_id, text, claimed_by))
+        return tuple(claims)
+
+    def labels(self, value: Any) -> tuple[LabelGroup, ...]:
+        if not isinstance(value, dict) or not value:
+            self.fail("labels", "expected a mapping of group name to {title, labels}, e.g. flags: {title: Flags, labels: [...]}")
+        groups, seen_values, colour = [], set(), 0
+        reserved = {"frame", "notes"}
+        for name, group in value.items():
+            key = f"labels.{name}"
+            self.ident(name, key, GROUP_PATTERN)
+            if name in reserved or name.startswith("claim_"):
+                self.fail(key, f"group name {name!r} is reserved; choose another")
+            group = self.mapping(group, key, required={"labels"}, optional={"title"})
+            title = self.text(group.get("title") or name.replace("_", " ").capitalize(), f"{key}.title", limit=100)
+            items = group["labels"]
+            if not isinstance(items, list) or not items:
+                self.fail(f"{key}.labels", "expected a non-empty list of label names")
+            labels = []
+            for j, item in enumerate(items):
+                ikey = f"{key}.labels[{j}]"
+                if isinstance(item, dict):
+                    item = self.mapping(item, ikey, required={"value"}, optional={"color"})
+                    label_value, color = item["value"], item.get("color")
+                else:
+                    label_value, color = item, None
+                label_value = self.text(label_value, ikey, limit=100)
+                if label_value.startswith("$"):
+                    self.fail(ikey, "a label must not start with '$'")
+                if label_value in seen_values:
+                    self.fail(ikey, f"duplicate label {label_value!r}; every label must be unique across groups")
+                seen_values.add(label_value)
+                if color is None:
+                    color = PALETTE[colour % len(PALETTE)]
+                    colour += 1
+                elif not isinstance(color, str) or not HEX_COLOR.match(color):
+                    self.fail(f"{ikey}.color", f"expected a colour like '#1f77b4', got {color!r}")
+                labels.append(Label(label_value, color))
+            groups.append(LabelGroup(name, title, tuple(labels)))
+        return tuple(groups)
+
+    def sources(self, value: Any, claim_ids: set[str]) -> tuple[Source, ...]:
+        if not isinstance(value, list):
+            self.fail("sources", "expected a list of sources")
+        sources, seen = [], set()
+        optional = {"url", "platform", "uploader", "posted_at", "side", "claims", "description"}
+        for i, item in enumerate(value):
+            key = f"sources[{i}]"
+            item = self.mapping(item, key, required={"id", "title"}, optional=optional)
+            source_id = self.ident(item["id"], f"{key}.id")
+            if source_id in seen:
+                self.fail(f"{key}.id", f"duplicate source id {source_id!r}; source ids must be unique")
+            seen.add(source_id)
+            url = self.text(item.get("url"), f"{key}.url", optional=True)
+            if url and not re.match(r"^https?://", url, re.IGNORECASE):
+                self.fail(f"{key}.url", "only http:// or https:// links are allowed")
+            posted_at = item.get("posted_at")
+            if posted_at is not None and not isinstance(posted_at, str):
+                posted_at = str(posted_at)  # YAML turns 2021-07-14 into a date
+            side = item.get("side") or "unknown"
+            if side not in SIDES:
+                self.fail(f"{key}.side", f"{side!r} is not allowed; use one of {', '.join(SIDES)}")
+            claims = item.get("claims") or []
+            if not isinstance(claims, list):
+                self.fail(f"{key}.claims", "expected a list of claim ids")
+            for claim_id in claims:
+                if claim_id not in claim_ids:
+                    self.fail(f"{key}.claims", f"unknown claim id {claim_id!r}; known: {', '.join(sorted(claim_ids))}")
+            sources.append(
+                Source(
+                    id=source_id,
+                    title=self.text(item["title"], f"{key}.title", limit=300),
+                    url=url,
+                    platform=self.text(item.get("platform"), f"{key}.platform", optional=True),
+                    uploader=self.text(item.get("uploader"), f"{key}.uploader", optional=True),
+                    posted_at=self.text(posted_at, f"{key}.posted_at", optional=True),
+                    side=side,
+                    claims=tuple(claims),
+                    description=self.text(item.get("description"), f"{key}.description", optional=True) or "",
+                )
+            )
+        return tuple(sources)
+
+    def review(self, value: Any) -> ReviewPolicy:
+        value = self.mapping(value, "review", required=set(), optional={"reviewers_per_frame", "min_reviewers"})
+        per_frame = self.count(value.get("reviewers_per_frame", 2), "review.reviewers_per_frame", 1, 20)
+        minimum = self.count(value.get("min_reviewers", min(2, per_frame)), "review.min_reviewers", 1, 20)
+        if minimum > per_frame:
+            self.fail("review.min_reviewers", f"{minimum} exceeds reviewers_per_frame ({per_frame}); lower it or raise reviewers_per_frame")
+        return ReviewPolicy(per_frame, minimum)
+
+    def frame_policy(self, value: Any) -> FramePolicy:
+        value = self.mapping(value, "frames", required=set(), optional={"max_interval_s"})
+        interval = value.get("max_interval_s", 2.0)
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0.2 <= interval <= 600:
+            self.fail("frames.max_interval_s", f"expected seconds from 0.2 to 600, got {interval!r}")
+        return FramePolicy(float(interval))

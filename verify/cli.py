@@ -1,0 +1,480 @@
+"""The `verify` command line: a thin layer over the library's stages.
+
+Each command opens the workspace, calls one library function and prints what happened. A
+``VerifyError`` becomes one line on stderr and its exit code; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from verify import __version__
+from verify.errors import PartialFailure, VerifyError
+from verify.workspace import Workspace
+
+ENV_WORKSPACE = "VERIFY_WORKSPACE"
+
+
+class Context:
+    def __init__(self, workspace: str, debug: bool):
+        self.workspace_dir = Path(workspace)
+        self.debug = debug
+
+    def open(self) -> Workspace:
+        return Workspace.open(self.workspace_dir)
+
+
+def run(func: Callable) -> Callable:
+    """Turn library errors into one line and an exit code (or a traceback with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context().find_object(Context)
+        try:
+            return func(*args, **kwargs)
+        except VerifyError as exc:
+            if ctx and ctx.debug:
+                raise
+            click.echo(f"verify: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("verify: interrupted; the workspace keeps every step that completed", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def connection_options(func: Callable) -> Callable:
+    """--url and --api-key, shared by every command that talks to Label Studio."""
+    func = click.option(
+        "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True, default=None,
+        help="Label Studio access token (legacy token or personal access token). Prefer the environment variable: "
+             "options are visible to other users of this machine. Default: the local server's.",
+    )(func)
+    func = click.option(
+        "--url", envvar="LABEL_STUDIO_URL", show_envvar=True, default=None,
+        help="Label Studio base URL, e.g. http://127.0.0.1:8080. Default: the server started by `verify server start`.",
+    )(func)
+    func = click.option(
+        "--files-root", envvar="VERIFY_FILES_ROOT", show_envvar=True, default=None, type=click.Path(file_okay=False),
+        help="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, when it runs on this machine but was not started by verify.",
+    )(func)
+    return func
+
+
+def connect(url: str | None, api_key: str | None):
+    """A client for the given server, or for the local one when nothing is given."""
+    from verify import server
+    from verify.labelstudio import LabelStudioClient
+
+    local = server.credentials()
+    if not url and local:
+        url = local["url"]
+    if not api_key and local and url and url.rstrip("/") == local["url"]:
+        api_key = local["api_key"]
+    client = LabelStudioClient(url or "", api_key or "")
+    client.whoami()
+    return client
+
+
+def files_root_for(client, files_root: str | None) -> Path | None:
+    from verify import server
+
+    if files_root:
+        return Path(files_root)
+    local = server.credentials()
+    if local and client.url == local["url"]:
+        return Path(local["files_root"])
+    return None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-w", "--workspace", envvar=ENV_WORKSPACE, show_envvar=True, default=".", show_default=True,
+              type=click.Path(file_okay=False), help="The workspace folder (one per case).")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="verify")
+@click.pass_context
+def main(ctx: click.Context, workspace: str, debug: bool) -> None:
+    """verify: video keyframes reviewed in Label Studio, merged into a verification report.
+
+    \b
+    A coordinator's loop:
+      verify server start                      # a local Label Studio (or use --url)
+      verify -w spin init configs/spin-boldak-2021.yaml
+      verify -w spin ingest clip.mp4 --source militants-at-gate
+      verify -w spin frames
+      verify -w spin push                      # reviewers label in Label Studio
+      verify -w spin sync                      # pull, merge, report
+    """
+    ctx.obj = Context(workspace, debug)
+
+
+# --- server -----------------------------------------------------------------------------------
+
+
+@main.group()
+def server() -> None:
+    """Run a local Label Studio (SQLite, loopback only) for this machine's reviewers."""
+
+
+@server.command("start")
+@click.option("--port", type=click.IntRange(1024, 65535), default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
+@run
+def server_start(port: int | None) -> None:
+    """Start the local Label Studio and wait until it answers.
+
+    Example: verify server start --port 8080
+    """
+    from verify import server as srv
+
+    click.echo("starting Label Studio (the first start runs database migrations: about a minute)…", err=True)
+    state = srv.start(port)
+    creds = srv.credentials()
+    click.echo(f"Label Studio {state.message} at {state.url} (pid {state.pid})")
+    click.echo(f"admin login: {creds['admin_email']}; password and API key are in {srv.home() / 'credentials.json'} (mode 600)")
+
+
+@server.command("stop")
+@run
+def server_stop() -> None:
+    """Stop the local Label Studio.
+
+    Example: verify server stop
+    """
+    from verify import server as srv
+
+    click.echo(f"Label Studio {srv.stop().message}")
+
+
+@server.command("status")
+@run
+def server_status() -> None:
+    """Say whether the local Label Studio is running, and where.
+
+    Example: verify server status
+    """
+    from verify import server as srv
+
+    state = srv.status()
+    click.echo(f"{state.message}" + (f" at {state.url} (pid {state.pid})" if state.url else "") + f"; data in {state.home}")
+    if not state.running:
+        sys.exit(1)
+
+
+# --- workspace stages ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("case_file", type=click.Path(dir_okay=False))
+@click.pass_obj
+@run
+def init(ctx: Context, case_file: str) -> None:
+    """Create a workspace for a case (or update its case file).
+
+    Example: verify -w spin init configs/spin-boldak-2021.yaml
+    """
+    ws = Workspace.create(ctx.workspace_dir, case_file)
+    case = ws.case
+    click.echo(f"workspace {ws.root} for case {case.id!r}: {len(case.claims)} claims, {len(case.sources)} sources, "
+               f"{sum(len(g.labels) for g in case.label_groups)} labels")
+
+
+@main.command()
+@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--source", "source_id", help="The case source these videos are (its provenance is recorded).")
+@click.option("--url", help="Where the video was posted (http/https).")
+@click.option("--platform", help="Platform it was posted on.")
+@click.option("--uploader", help="Account that posted it.")
+@click.option("--posted-at", help="When it was posted (ISO 8601).")
+@click.option("--side", help="Side of the border it appears to be filmed from.")
+@click.option("--claim", "claims", multiple=True, help="A claim id it bears on (repeatable).")
+@click.pass_obj
+@run
+def ingest(ctx: Context, videos: tuple[str, ...], source_id: str | None, **provenance: Any) -> None:
+    """Take videos in as evidence: hash, keep an untouched read-only copy, probe, record provenance.
+
+    Example: verify ingest flag.mp4 --source flag-hoisting-afghan-side --uploader @someone
+    """
+    from verify.ingest import ingest as ingest_videos
+
+    ws = ctx.open()
+    with ws.lock():
+        def show(result):
+            mark = "ok  " if result.ok else "FAIL"
+            click.echo(f"{mark} {result.path}: {result.message}", err=not result.ok)
+
+        results = ingest_videos(ws, list(videos), source_id, provenance, progress=show)
+    failed = [r for r in results if not r.ok]
+    click.echo(f"{len(results) - len(failed)} of {len(results)} videos ingested or already known")
+    if failed:
+        raise PartialFailure(f"{len(failed)} of {len(results)} files were not ingested (see FAIL lines); the others were")
+
+
+@main.command()
+@click.option("--max-interval", type=click.FloatRange(0.2, 600), default=None,
+              help="Longest gap in seconds between frames of one shot (default: the case's frames.max_interval_s).")
+@click.option("--redo", is_flag=True, help="Extract again for videos that already have frames.")
+@click.option("--workers", type=click.IntRange(1, 32), default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Videos decoded in parallel.")
+@click.pass_obj
+@run
+def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int) -> None:
+    """Extract keyframes: every shot covered, near-duplicates dropped, re-uploads linked.
+
+    Example: verify frames --max-interval 2
+    """
+    from verify.frames import FrameParams, extract
+
+    ws = ctx.open()
+    params = FrameParams(max_interval_s=max_interval or ws.case.frames.max_interval_s)
+    pending = [v for v in ws.videos() if redo or v["frames_status"] not in ("ok", "partial")]
+    if not pending:
+        click.echo("every ingested video already has frames (use --redo to extract again)")
+        return
+    with ws.lock(), click.progressbar(length=len(pending), label="decoding", file=sys.stderr) as bar:
+        lines = []
+
+        def show(result):
+            bar.update(1)
+            lines.append(result)
+
+        results = extract(ws, params, redo=redo, workers=workers, progress=show)
+    for r in results:
+        name = f"{r.source_id} ({r.sha256[:12]})"
+        if r.ok:
+            click.echo(f"ok   {name}: {r.message}" + (f"; WARNING {r.warning}" if r.warning else ""))
+        else:
+            click.echo(f"FAIL {name}: {r.message}", err=True)
+    linked = sum(1 for f in ws.frames() if f["duplicate_of"])
+    click.echo(f"{len(ws.frames())} frames in the workspace, {linked} linked to an identical frame of another source")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise PartialFailure(f"{len(failed)} of {len(results)} videos could not be decoded (see FAIL lines); the others were")
+
+
+@main.command()
+@connection_options
+@click.option("--include-duplicates", is_flag=True, help="Also send frames linked to another source's frame for review.")
+@click.option("--new-project", is_flag=True, help="Create a new project even if the workspace has one.")
+@click.option("--reset-config", is_flag=True, help="Replace a labeling config edited on the server with the case's.")
+@click.pass_obj
+@run
+def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project, reset_config) -> None:
+    """Send keyframes to Label Studio as tasks (only those not already there).
+
+    Example: LABEL_STUDIO_URL=http://127.0.0.1:8080 verify push
+    """
+    ws = ctx.open()
+    with ws.lock():
+        client = connect(url, api_key)
+        _push(ws, client, files_root_for(client, files_root), include_duplicates, new_project, reset_config)
+
+
+def _push(ws, client, files_root, include_duplicates=False, new_project=False, reset_config=False):
+    from verify.push import push as push_frames
+
+    with click.progressbar(length=len(ws.frames()), label="importing", file=sys.stderr) as bar:
+        result = push_frames(ws, client, files_root, include_duplicates, new_project, reset_config, progress=bar.update)
+    made = "created" if result.created_project else "found"
+    click.echo(f"project {result.project_id} {made}: {result.imported} tasks imported, {result.already_there} already there, "
+               f"{result.skipped_duplicates} re-uploaded frames not sent again")
+    click.echo(f"reviewers label at {result.project_url}")
+    return result
+
+
+@main.command()
+@connection_options
+@click.pass_obj
+@run
+def pull(ctx: Context, url, api_key, files_root) -> None:
+    """Fetch the reviewers' annotations; archive the raw export in exports/.
+
+    Example: verify pull
+    """
+    ws = ctx.open()
+    with ws.lock():
+        _pull(ws, connect(url or ws.get_meta("server_url"), api_key))
+
+
+def _pull(ws, client):
+    from verify.pull import pull as pull_annotations
+
+    result = pull_annotations(ws, client)
+    click.echo(f"pulled {result.annotations} annotations ({result.skipped} skips) by {result.reviewers} reviewers "
+               f"on {result.tasks} tasks → {result.export_file}")
+    return result
+
+
+@main.command()
+@click.pass_obj
+@run
+def merge(ctx: Context) -> None:
+    """Merge the pulled annotations into verdicts per frame, video and claim; write reports/verdicts.json.
+
+    Example: verify merge
+    """
+    ws = ctx.open()
+    with ws.lock():
+        _merge(ws)
+
+
+def _merge(ws):
+    from verify.merge import merge as merge_verdicts
+    from verify.workspace import atomic_write
+
+    project = ws.get_meta("project_id")
+    result = merge_verdicts(ws.case, ws.videos(), ws.frames(), ws.annotations(), ws.tasks(int(project)) if project else {})
+    atomic_write(ws.path("reports") / "verdicts.json", json.dumps(result, indent=2, ensure_ascii=False).encode())
+    for claim in result["claims"]:
+        agree = claim["agreement"]["percent"]
+        click.echo(f"{claim['id']:<36} {claim['verdict']:<13} reviewed {claim['reviewed_frames']}/{claim['frames']} frames"
+                   + (f", {agree}% unanimous" if agree is not None else ""))
+    return result
+
+
+@main.command()
+@click.option("--format", "formats", type=click.Choice(["html", "md", "json"]), multiple=True,
+              help="Report format (repeatable; default: all three).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write to (default: WORKSPACE/reports).")
+@click.pass_obj
+@run
+def report(ctx: Context, formats: tuple[str, ...], out: str | None) -> None:
+    """Write the verification report (HTML, Markdown, JSON).
+
+    Example: verify report --format html
+    """
+    ws = ctx.open()
+    with ws.lock():
+        _report(ws, formats, out)
+
+
+def _report(ws, formats=(), out=None):
+    from verify.report import FORMATS, write_reports
+
+    written = write_reports(ws, tuple(formats) or FORMATS, Path(out) if out else None)
+    for fmt, path in written.items():
+        click.echo(f"{fmt:<4} report: {path}")
+    return written
+
+
+@main.command()
+@connection_options
+@click.option("--include-duplicates", is_flag=True, help="Also send frames linked to another source's frame for review.")
+@click.pass_obj
+@run
+def sync(ctx: Context, url, api_key, files_root, include_duplicates) -> None:
+    """Push new frames, pull annotations, merge, and write the reports, in one go.
+
+    Example: verify sync
+    """
+    ws = ctx.open()
+    with ws.lock():
+        client = connect(url or ws.get_meta("server_url"), api_key)
+        _push(ws, client, files_root_for(client, files_root), include_duplicates)
+        _pull(ws, client)
+        _merge(ws)
+        _report(ws)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+@run
+def status(ctx: Context, as_json: bool) -> None:
+    """Show the workspace: videos, frames, tasks, annotations per reviewer, claims covered (as of the last pull).
+
+    Example: verify status --json
+    """
+    from verify.merge import merge as merge_verdicts
+
+    ws = ctx.open()
+    videos, frames_ = ws.videos(), ws.frames()
+    project = ws.get_meta("project_id")
+    tasks = ws.tasks(int(project)) if project else {}
+    merged = merge_verdicts(ws.case, videos, frames_, ws.annotations(), tasks)
+    exports = ws.exports()
+    state = {
+        "workspace": str(ws.root),
+        "case": ws.case.id,
+        "videos": [{"source_id": v["source_id"], "sha256": v["sha256"], "frames_status": v["frames_status"] or "pending",
+                    "frames": sum(1 for f in frames_ if f["video_sha256"] == v["sha256"]),
+                    "linked_frames": sum(1 for f in frames_ if f["video_sha256"] == v["sha256"] and f["duplicate_of"])}
+                   for v in videos],
+        "frames": len(frames_),
+        "tasks": len(tasks),
+        "label_studio": {"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
+        "last_pull": exports[-1]["pulled_at"] if exports else None,
+        "reviewers": merged["reviewers"],
+        "claims": [{"id": c["id"], "verdict": c["verdict"], "reviewed_frames": c["reviewed_frames"], "frames": c["frames"]}
+                   for c in merged["claims"]],
+    }
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    click.echo(f"workspace {state['workspace']} · case {state['case']}")
+    for v in state["videos"]:
+        linked = f", {v['linked_frames']} linked to another source" if v["linked_frames"] else ""
+        click.echo(f"  video {v['source_id']} ({v['sha256'][:12]}): {v['frames']} frames ({v['frames_status']}){linked}")
+    where = f"project {project} on {state['label_studio']['url']}" if project else "not pushed yet"
+    click.echo(f"frames {state['frames']} · tasks {state['tasks']} ({where}) · last pull {state['last_pull'] or 'never'}")
+    for name, s in state["reviewers"].items():
+        click.echo(f"  reviewer {name}: {s['annotations']} annotations, {s['skipped']} skipped")
+    for c in state["claims"]:
+        click.echo(f"  claim {c['id']}: {c['verdict']} ({c['reviewed_frames']}/{c['frames']} frames reviewed)")
+
+
+# --- reviewers ------------------------------------------------------------------------------------
+
+
+@main.group()
+def reviewers() -> None:
+    """List the server's users, or add a reviewer account."""
+
+
+@reviewers.command("list")
+@connection_options
+@run
+def reviewers_list(url, api_key, files_root) -> None:
+    """List the users of the Label Studio server.
+
+    Example: verify reviewers list
+    """
+    client = connect(url, api_key)
+    for user in client.users():
+        click.echo(f"{user['id']:>4}  {user['email']}  {user['name']}")
+
+
+@reviewers.command("add")
+@click.argument("email")
+@click.option("--password", default=None, help="Their password (default: a random one, printed once).")
+@connection_options
+@run
+def reviewers_add(email, password, url, api_key, files_root) -> None:
+    """Create a reviewer account through the organization's invite link.
+
+    Example: verify reviewers add alice@newsroom.example
+    """
+    from verify.labelstudio import new_password
+
+    from verify import server as srv
+
+    client = connect(url, api_key)
+    chosen = password or new_password()
+    user = client.add_reviewer(email, chosen)
+    local = srv.credentials()
+    if local and local["url"] == client.url:  # keep the local server's logins in its one secrets file
+        local["reviewers"] = [r for r in local.get("reviewers", []) if r["email"] != email] + [{"email": email, "password": chosen}]
+        srv.save_credentials(local)
+    click.echo(f"reviewer {user['email']} (id {user['id']}) can log in at {client.url}/user/login/"
+               + ("" if password else f" with password {chosen}"))
+
+
+if __name__ == "__main__":
+    main()

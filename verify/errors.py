@@ -1,0 +1,59 @@
+"""The errors verify raises for things a user can fix, each with its own exit code.
+
+The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class VerifyError(Exception):
+    """A problem the user can act on; the message says what and what to do."""
+
+    exit_code = 1
+
+
+class CaseError(VerifyError):
+    """The case file is missing, not YAML, or does not follow the case schema."""
+
+    exit_code = 3
+
+
+class MediaError(VerifyError):
+    """A video file cannot be used (not a video, no video stream, unreadable)."""
+
+    exit_code = 4
+
+
+class WorkspaceError(VerifyError):
+    """The workspace is missing, from another case, or its state is unusable."""
+
+    exit_code = 5
+
+
+class WorkspaceBusy(WorkspaceError):
+    """Another verify process holds the workspace lock."""
+
+    exit_code = 6
+
+
+class ServerError(VerifyError):
+    """Label Studio could not be reached or answered with an error."""
+
+    exit_code = 7
+
+
+class AuthError(ServerError):
+    """Label Studio refused the API key (401) or the action (403)."""
+
+    exit_code = 8
+
+
+class ProjectMissing(ServerError):
+    """The workspace's Label Studio project is gone from the server."""
+
+    exit_code = 9
+
+
+class PartialFailure(VerifyError):
+    """Some inputs of a run failed; the others completed."""
+
+    exit_code = 10

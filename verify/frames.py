@@ -1,0 +1,301 @@
+"""Frames: pick the keyframes reviewers will see.
+
+One pass over the decoded stream. Per frame, only cheap work on a small grey copy: a
+difference against the previous frame finds hard cuts; blank (near-uniform) frames are
+skipped; a Laplacian variance scores sharpness. Each shot is cut into windows of at most
+``max_interval_s``; the sharpest frame of each window is a candidate. A candidate whose
+perceptual hash is within ``dup_distance`` bits of a frame already kept from this video is
+dropped. Kept frames are written as JPEG and recorded with their presentation time (from the
+stream, never index ÷ fps), index, shot, sha256 of the JPEG, sha256 of the decoded pixels and
+the perceptual hash. After all videos, frames that match a frame of another video (a
+re-upload) are linked to it with ``duplicate_of``.
+
+Each video is decoded in its own process (``verify.isolate``): a hang or crash costs one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from verify import __version__
+from verify.isolate import map_isolated
+from verify.workspace import Workspace
+
+EXTRACTOR = f"verify.frames/{__version__}"
+
+
+@dataclass(frozen=True)
+class FrameParams:
+    """Tuning of keyframe selection; recorded with every frame."""
+
+    max_interval_s: float = 2.0  # a long shot still gets a frame at least this often
+    cut_threshold: float = 24.0  # mean absolute grey difference (0-255) that can be a cut…
+    cut_ratio: float = 4.0  # …if it is also this many times the recent typical difference
+    blank_std: float = 5.0  # grey standard deviation below which a frame is blank
+    dup_distance: int = 6  # perceptual-hash bits: closer frames of one video are duplicates
+    link_distance: int = 10  # perceptual-hash bits: closer frames of two videos are re-uploads
+    analysis_width: int = 320  # width of the grey copy all per-frame work runs on
+    jpeg_quality: int = 92
+    max_pixels: int = 7680 * 4320  # refuse to decode frames larger than 8K UHD
+    timeout_s: float = 900.0  # per video
+
+
+@dataclass
+class VideoFrames:
+    sha256: str
+    source_id: str
+    ok: bool
+    frames: int = 0
+    message: str = ""
+    warning: str = ""
+    measured: dict[str, Any] = field(default_factory=dict)
+
+
+def phash(grey) -> int:
+    """64-bit DCT perceptual hash of a greyscale image."""
+    import cv2
+    import numpy as np
+
+    small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:8, :8].flatten()
+    bits = low > np.median(low[1:])
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def frame_key(video_sha256: str, t_ms: float, pixel_sha256: str) -> str:
+    """Stable key of a frame: the video's bytes, the frame's time and its pixels."""
+    return hashlib.sha256(f"{video_sha256}:{t_ms:.3f}:{pixel_sha256}".encode()).hexdigest()[:32]
+
+
+def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Decode one video and write its keyframes into ``out_dir``. Runs in a child process.
+
+    Returns {"frames": [...], "measured": {...}, "warning": str}.
+    Raises:
+        MediaError: the file cannot be decoded at all, or its frames exceed the pixel cap.
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+    import numpy as np
+
+    from verify.errors import MediaError
+
+    p = FrameParams(**params)
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise MediaError("no decodable video stream")
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > p.max_pixels:
+        cap.release()
+        raise MediaError(f"frames of {width}×{height} exceed the pixel cap of {p.max_pixels:,} (8K UHD); refused")
+    estimate = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    estimate = int(estimate) if 0 < estimate < 1e9 else None
+    nominal_fps = cap.get(cv2.CAP_PROP_FPS) or None
+
+    kept: list[dict[str, Any]] = []
+    hashes: list[int] = []
+    suppressed = blank = 0
+    diffs: deque[float] = deque(maxlen=25)
+    times: list[float] = []
+    prev = None
+    shot = 0
+    window_start: float | None = None
+    best: tuple[float, Any, Any, float, int, int] | None = None  # sharpness, frame, grey, t, index, shot
+
+    def close_window() -> None:
+        nonlocal best, suppressed
+        if best is None:
+            return
+        sharpness, frame, grey, t_ms, index, frame_shot = best
+        best = None
+        h = phash(grey)
+        if any(hamming(h, other) <= p.dup_distance for other in hashes):
+            suppressed += 1
+            return
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
+        if not ok:
+            raise MediaError(f"could not encode the frame at {t_ms / 1000:.3f} s as JPEG")
+        data = jpeg.tobytes()
+        pixel_sha = hashlib.sha256(frame.tobytes()).hexdigest()
+        name = f"{int(round(t_ms)):09d}ms-{pixel_sha[:12]}.jpg"
+        Path(out_dir, name).write_bytes(data)
+        hashes.append(h)
+        kept.append({
+            "t_ms": round(t_ms, 3), "frame_index": index, "shot": frame_shot, "file": name,
+            "sha256": hashlib.sha256(data).hexdigest(), "pixel_sha256": pixel_sha, "phash": f"{h:016x}",
+            "width": int(frame.shape[1]), "height": int(frame.shape[0]), "sharpness": round(sharpness, 2),
+        })
+
+    index = -1
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            index += 1
+            t_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+            times.append(t_ms)
+            h, w = frame.shape[:2]
+            aw = min(p.analysis_width, w)
+            grey = cv2.cvtColor(
+                cv2.resize(frame, (aw, max(1, round(h * aw / w))), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+            )
+            if prev is not None:
+                d = float(cv2.absdiff(grey, prev).mean())
+                typical = statistics.median(diffs) if diffs else 0.0
+                if d > p.cut_threshold and d > p.cut_ratio * max(typical, 1.0):
+                    close_window()
+                    shot += 1
+                    window_start = None
+                    diffs.clear()
+                else:
+                    diffs.append(d)
+            prev = grey
+            if window_start is not None and t_ms - window_start >= p.max_interval_s * 1000:
+                close_window()
+                window_start = None
+            if window_start is None:
+                window_start = t_ms
+            if float(grey.std()) < p.blank_std:
+                blank += 1
+                continue
+            sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+            if best is None or sharpness > best[0]:
+                best = (sharpness, frame, grey, t_ms, index, shot)
+        close_window()
+    finally:
+        cap.release()
+    if index < 0:
+        raise MediaError("the video stream has no decodable frame")
+
+    decoded = index + 1
+    steps = np.diff(np.array(times)) if len(times) > 1 else np.array([])
+    measured = {
+        "decoded_frames": decoded,
+        "first_pts_ms": round(times[0], 3),
+        "last_pts_ms": round(times[-1], 3),
+        "duration_s": round((times[-1] - times[0]) / 1000 + (float(np.median(steps)) / 1000 if steps.size else 0), 3),
+        "measured_fps": round(1000 / float(np.median(steps)), 3) if steps.size and np.median(steps) > 0 else None,
+        "variable_frame_rate": bool(steps.size and float(steps.std()) > 0.05 * float(np.median(steps))),
+        "shots": shot + 1,
+        "blank_frames": blank,
+        "near_duplicates_dropped": suppressed,
+        "nominal_fps": round(nominal_fps, 3) if nominal_fps else None,
+        "frame_count_estimate": estimate,
+    }
+    warning = ""
+    if estimate and decoded < 0.9 * estimate:
+        warning = (
+            f"decoding stopped after {decoded} of ~{estimate} frames (at {times[-1] / 1000:.2f} s): "
+            "the file looks truncated or corrupt; the frames decoded so far are kept"
+        )
+    return {"frames": kept, "measured": measured, "warning": warning}
+
+
+def extract(
+    ws: Workspace,
+    params: FrameParams | None = None,
+    redo: bool = False,
+    workers: int = 2,
+    progress: Callable[[VideoFrames], None] | None = None,
+) -> list[VideoFrames]:
+    """Extract keyframes for every ingested video that has none yet (or all, with ``redo``).
+
+    A video whose frames are already pushed to Label Studio keeps them: re-extraction with the
+    same parameters yields the same keys, so nothing is duplicated.
+    """
+    params = params or FrameParams(max_interval_s=ws.case.frames.max_interval_s)
+    videos = [v for v in ws.videos() if redo or v["frames_status"] not in ("ok", "partial")]
+    jobs = []
+    for video in videos:
+        tmp = ws.path("frames") / f".tmp-{video['sha256'][:16]}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        jobs.append((str(ws.path(video["evidence"])), str(tmp), asdict(params)))
+    by_path = {job[0]: video for job, video in zip(jobs, videos)}
+    results = []
+    for (path, tmp, _), outcome in map_isolated(extract_video, jobs, params.timeout_s, workers):
+        video = by_path[path]
+        try:
+            result = _record(ws, video, Path(tmp), outcome, params)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        results.append(result)
+        if progress:
+            progress(result)
+    link_reuploads(ws, params.link_distance)
+    return results
+
+
+def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams) -> VideoFrames:
+    sha = video["sha256"]
+    result = VideoFrames(sha256=sha, source_id=video["source_id"], ok=outcome.ok)
+    if not outcome.ok:
+        result.message = outcome.error
+        with ws.transaction() as db:
+            db.execute("UPDATE videos SET frames_status = 'failed', frames_note = ? WHERE sha256 = ?", (outcome.error, sha))
+        return result
+    value = outcome.value
+    final = ws.path("frames") / sha[:16]
+    final.mkdir(exist_ok=True)
+    extractor = {"name": EXTRACTOR, "params": asdict(params)}
+    rows = []
+    for f in value["frames"]:
+        os.replace(tmp / f["file"], final / f["file"])
+        key = frame_key(sha, f["t_ms"], f["pixel_sha256"])
+        rows.append((key, sha, f["t_ms"], f["frame_index"], f["shot"], str((final / f["file"]).relative_to(ws.root)),
+                     f["sha256"], f["pixel_sha256"], f["phash"], f["width"], f["height"], f["sharpness"],
+                     _dumps(extractor)))
+    status = "partial" if value["warning"] else "ok"
+    metadata = {**video["metadata"], "measured": value["measured"]}
+    with ws.transaction() as db:
+        db.executemany(
+            "INSERT OR IGNORE INTO frames (key, video_sha256, t_ms, frame_index, shot, file, sha256, pixel_sha256,"
+            " phash, width, height, sharpness, extractor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute(
+            "UPDATE videos SET frames_status = ?, frames_note = ?, metadata = ? WHERE sha256 = ?",
+            (status, value["warning"] or None, _dumps(metadata), sha),
+        )
+    result.frames, result.warning, result.measured = len(rows), value["warning"], value["measured"]
+    result.message = f"{len(rows)} frames from {value['measured']['shots']} shots"
+    return result
+
+
+def link_reuploads(ws: Workspace, distance: int) -> int:
+    """Link each frame to a near-identical frame of an earlier-ingested video; return new links."""
+    videos = [v["sha256"] for v in ws.videos()]
+    order = {sha: i for i, sha in enumerate(videos)}
+    frames = sorted(ws.frames(), key=lambda f: (order[f["video_sha256"]], f["t_ms"]))
+    originals: list[tuple[int, str, str]] = []  # (hash, key, video)
+    links = []
+    for f in frames:
+        h = int(f["phash"], 16)
+        match = next((key for oh, key, vid in originals if vid != f["video_sha256"] and hamming(h, oh) <= distance), None)
+        if match:
+            if f["duplicate_of"] != match:
+                links.append((match, f["key"]))
+        else:
+            originals.append((h, f["key"], f["video_sha256"]))
+    if links:
+        with ws.transaction() as db:
+            db.executemany("UPDATE frames SET duplicate_of = ? WHERE key = ?", links)
+    return len(links)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

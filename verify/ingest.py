@@ -1,0 +1,242 @@
+"""Ingest: take a video in as evidence.
+
+For each file: decide by its content (not its name) whether it is a video container, refuse
+playlists and concat lists (they make the decoder read other files), copy its bytes once into
+``evidence/`` while hashing them, make that copy read-only, probe it with OpenCV in an
+isolated process, and record its provenance. One bad file is one failed result; the others
+go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from verify.case import SIDES, Source
+from verify.errors import MediaError
+from verify.isolate import run_isolated
+from verify.workspace import Workspace, now_utc
+
+CHUNK = 1 << 20
+PROBE_TIMEOUT_S = 60.0
+
+# Leading bytes of the containers OpenCV's FFmpeg build reads. Anything else is refused.
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (4, b"ftyp", "mp4/mov"),
+    (4, b"moov", "mov"),
+    (4, b"mdat", "mov"),
+    (4, b"wide", "mov"),
+    (4, b"free", "mov"),
+    (0, b"\x1a\x45\xdf\xa3", "matroska/webm"),
+    (0, b"FLV", "flv"),
+    (0, b"OggS", "ogg"),
+    (0, b"\x00\x00\x01\xba", "mpeg-ps"),
+    (0, b"\x00\x00\x01\xb3", "mpeg-video"),
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "asf/wmv"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+)
+# Text formats that FFmpeg would follow to other files or URLs.
+_REFERENCING = (b"#EXTM3U", b"ffconcat", b"#EXT-X-", b"<?xml", b"[playlist]", b"file '", b"file \"")
+
+
+@dataclass
+class IngestResult:
+    path: str
+    ok: bool
+    sha256: str = ""
+    source_id: str = ""
+    known: bool = False
+    message: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def sniff_container(head: bytes) -> str:
+    """Name the container from a file's first bytes, or raise MediaError saying what it is instead."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        raise MediaError("empty file (0 bytes)")
+    if any(stripped.startswith(sig) for sig in _REFERENCING):
+        raise MediaError("a playlist or concat list, which would make the decoder read other files; ingest the media it points to instead")
+    for offset, signature, name in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return name
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
+        return "mpeg-ts"
+    if stripped[:1] in (b"<", b"{", b"["):
+        raise MediaError("a text/HTML/JSON document, not a video; save the video itself (e.g. with yt-dlp)")
+    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n":
+        raise MediaError("a still image, not a video")
+    raise MediaError("not a recognised video container (mp4, mov, mkv, webm, avi, flv, ts, ogg, wmv, gif)")
+
+
+def probe(path: str) -> dict[str, Any]:
+    """Container and stream facts OpenCV can read; runs in an isolated process.
+
+    Frame count and duration from the container are estimates (opencv#16821); ``verify frames``
+    records the measured values from decoded presentation times.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            raise MediaError("no decodable video stream (audio only, or a corrupt or incomplete file)")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise MediaError("the video stream has no decodable frame")
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
+        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc > 0 else ""
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        count = int(count) if 0 < count < 1e9 else None
+        return {
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            "displayed_width": int(frame.shape[1]),
+            "displayed_height": int(frame.shape[0]),
+            "rotation": int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0),
+            "codec": codec,
+            "nominal_fps": round(fps, 3) if fps > 0 else None,
+            "frame_count_estimate": count,
+            "duration_estimate_s": round(count / fps, 3) if count and fps > 0 else None,
+            "bitrate_kbps": int(cap.get(cv2.CAP_PROP_BITRATE) or 0) or None,
+            "reader": f"opencv {cv2.__version__} ({cap.getBackendName()})",
+        }
+    finally:
+        cap.release()
+
+
+def _copy_and_hash(src: Path, evidence_dir: Path) -> tuple[str, Path, int, str]:
+    """Copy ``src`` into ``evidence_dir`` while hashing; return (sha256, temp path, size, container)."""
+    digest = hashlib.sha256()
+    tmp = evidence_dir / f".incoming-{os.getpid()}-{src.name[:40].replace(os.sep, '_')}"
+    size = 0
+    container = ""
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        while chunk := fin.read(CHUNK):
+            if size == 0:
+                try:
+                    container = sniff_container(chunk[:4096])
+                except MediaError:
+                    fout.close()
+                    tmp.unlink(missing_ok=True)
+                    raise
+            digest.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+        if size == 0:
+            fout.close()
+            tmp.unlink(missing_ok=True)
+            sniff_container(b"")
+        fout.flush()
+        os.fsync(fout.fileno())
+    return digest.hexdigest(), tmp, size, container
+
+
+def resolve_source(
+    ws: Workspace, source_id: str | None, overrides: dict[str, Any], sha256: str
+) -> dict[str, Any]:
+    """The provenance record for a video: the case's source, then any fields given on the command line."""
+    case = ws.case
+    if source_id:
+        source = case.source(source_id)
+        if source is None:
+            known = ", ".join(s.id for s in case.sources) or "none"
+            raise MediaError(f"--source {source_id!r} is not a source of case {case.id!r} (known: {known}); add it to the case file or omit --source")
+    else:
+        source = Source(id=f"unattributed-{sha256[:8]}", title="Unattributed video (provenance not recorded)")
+    provenance = source.provenance()
+    for key, value in overrides.items():
+        if value not in (None, "", ()):
+            provenance[key] = list(value) if isinstance(value, tuple) else value
+    if provenance["side"] not in SIDES:
+        raise MediaError(f"--side {provenance['side']!r} is not allowed; use one of {', '.join(SIDES)}")
+    unknown = [c for c in provenance["claims"] if c not in {c.id for c in case.claims}]
+    if unknown:
+        raise MediaError(f"--claim {unknown[0]!r} is not a claim of case {case.id!r}; use one of {', '.join(c.id for c in case.claims)}")
+    url = provenance.get("url")
+    if url and not str(url).lower().startswith(("http://", "https://")):
+        raise MediaError(f"--url {url!r}: only http:// or https:// links are recorded")
+    return provenance
+
+
+def ingest_file(
+    ws: Workspace, path: str | Path, source_id: str | None = None, overrides: dict[str, Any] | None = None
+) -> IngestResult:
+    """Ingest one video file into the workspace; never raises for a bad file, returns ok=False."""
+    src = Path(path)
+    result = IngestResult(path=str(src), ok=False)
+    try:
+        if not src.exists():
+            raise MediaError("file not found")
+        if not src.is_file():
+            raise MediaError("not a regular file")
+        sha, tmp, size, container = _copy_and_hash(src, ws.path("evidence"))
+    except MediaError as exc:
+        result.message = str(exc)
+        return result
+    except OSError as exc:
+        result.message = f"cannot read: {exc.strerror}"
+        return result
+    result.sha256 = sha
+    existing = ws.video(sha)
+    if existing:
+        tmp.unlink(missing_ok=True)
+        result.ok, result.known, result.source_id = True, True, existing["source_id"]
+        result.message = f"already ingested as source {existing['source_id']} (sha256 {sha[:12]}…)"
+        return result
+    try:
+        provenance = resolve_source(ws, source_id, overrides or {}, sha)
+    except MediaError as exc:
+        tmp.unlink(missing_ok=True)
+        result.message = str(exc)
+        return result
+    outcome = run_isolated(probe, (str(tmp),), PROBE_TIMEOUT_S)
+    if not outcome.ok:
+        tmp.unlink(missing_ok=True)
+        result.message = outcome.error
+        return result
+    suffix = src.suffix.lower() if src.suffix and len(src.suffix) <= 6 else ".bin"
+    evidence = ws.path("evidence") / f"{sha}{suffix}"
+    os.replace(tmp, evidence)
+    os.chmod(evidence, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    metadata = {**outcome.value, "container": container, "size_bytes": size}
+    with ws.transaction() as db:
+        db.execute(
+            "INSERT INTO videos (sha256, source_id, original_path, evidence, size, ingested_at, metadata, provenance)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sha, provenance["source_id"], str(src.resolve()), str(evidence.relative_to(ws.root)), size, now_utc(),
+             _json(metadata), _json(provenance)),
+        )
+    result.ok, result.source_id, result.metadata = True, provenance["source_id"], metadata
+    result.message = f"ingested as source {provenance['source_id']} (sha256 {sha[:12]}…, {metadata['width']}×{metadata['height']}, {metadata['codec'] or 'unknown codec'})"
+    return result
+
+
+def ingest(
+    ws: Workspace,
+    paths: list[str | Path],
+    source_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: Callable[[IngestResult], None] | None = None,
+) -> list[IngestResult]:
+    """Ingest several files; each result says ok or why not."""
+    results = []
+    for path in paths:
+        result = ingest_file(ws, path, source_id, overrides)
+        results.append(result)
+        if progress:
+            progress(result)
+    return results
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,76 @@
+"""The Label Studio labeling config, generated from the case.
+
+The reviewer sees the frame with box tools for every label group, and beside it the source,
+the frame's timestamp, the case instructions and one verdict question per claim, plus notes.
+The XML is built with ElementTree, so any label or claim text is escaped, never spliced.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from verify.case import VERDICT_CHOICES, Case
+
+IMAGE = "frame"
+NOTES = "notes"
+# Task data fields the config displays; push.build_task fills them.
+TASK_FIELDS = ("image", "source", "timestamp", "frame_key")
+
+
+def claim_control(claim_id: str) -> str:
+    """The name of the Choices control holding the verdict on one claim."""
+    return f"claim_{claim_id}"
+
+
+def build_config(case: Case) -> str:
+    """Return the labeling config XML for ``case``."""
+    root = ET.Element("View")
+    layout = ET.SubElement(root, "View", style="display: flex; gap: 1em; align-items: flex-start")
+
+    left = ET.SubElement(layout, "View", style="flex: 3; min-width: 0")
+    ET.SubElement(left, "Header", value="$source", size="5")
+    ET.SubElement(left, "Header", value="$timestamp", size="6")
+    ET.SubElement(left, "Image", name=IMAGE, value="$image", zoom="true", zoomControl="true", rotateControl="false")
+    for group in case.label_groups:
+        ET.SubElement(left, "Header", value=group.title, size="6")
+        tool = ET.SubElement(left, "RectangleLabels", name=group.name, toName=IMAGE, strokeWidth="2", opacity="0.25")
+        for label in group.labels:
+            ET.SubElement(tool, "Label", value=label.value, background=label.color)
+
+    right = ET.SubElement(layout, "View", style="flex: 2; min-width: 18em")
+    if case.instructions:
+        ET.SubElement(right, "Header", value="Instructions", size="5")
+        for paragraph in case.instructions.splitlines():
+            if paragraph.strip():
+                ET.SubElement(right, "Header", value=paragraph.strip(), size="6")
+    ET.SubElement(right, "Header", value="Claims: what does this frame show?", size="5")
+    for claim in case.claims:
+        ET.SubElement(right, "Header", value=f"{claim.id}: {claim.text}", size="6")
+        choices = ET.SubElement(
+            right, "Choices", name=claim_control(claim.id), toName=IMAGE, choice="single-radio", showInline="true"
+        )
+        for value in VERDICT_CHOICES.values():
+            ET.SubElement(choices, "Choice", value=value)
+    ET.SubElement(right, "Header", value="Notes for the editor", size="5")
+    ET.SubElement(
+        right, "TextArea", name=NOTES, toName=IMAGE, rows="4", editable="true", maxSubmissions="1",
+        placeholder="Readable text, landmarks, signs of editing, doubts…",
+    )
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode")
+
+
+def check_config(xml: str, case: Case) -> None:
+    """Check locally that the config parses and has one control per label group and claim.
+
+    Raises:
+        ValueError: the config does not match the case (a bug, not a user error).
+    """
+    root = ET.fromstring(xml)
+    names = {el.get("name") for el in root.iter() if el.get("name")}
+    expected = {IMAGE, NOTES} | {g.name for g in case.label_groups} | {claim_control(c.id) for c in case.claims}
+    if names != expected:
+        raise ValueError(f"labeling config controls {sorted(names)} differ from the case's {sorted(expected)}")
+    labels = {el.get("value") for el in root.iter("Label")}
+    if labels != case.label_values():
+        raise ValueError("labeling config labels differ from the case's labels")

@@ -1,0 +1,219 @@
+"""The one module that talks to Label Studio (through label-studio-sdk and its httpx client).
+
+Every call goes through ``_call``, which turns transport and API failures into one-line
+``ServerError``/``AuthError``/``ProjectMissing`` messages naming the server and what to do.
+The API key is held here and never appears in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.label_interface import LabelInterface
+
+from verify.errors import AuthError, ProjectMissing, ServerError
+
+NO_RETRY = {"max_retries": 0}
+IMPORT_BATCH = 500
+
+
+class LabelStudioClient:
+    """A connection to one Label Studio server with one API key (legacy token or personal access token)."""
+
+    def __init__(self, url: str, api_key: str, timeout: float = 120.0):
+        if not url:
+            raise ServerError("no Label Studio URL: pass --url, set LABEL_STUDIO_URL, or run `verify server start`")
+        if not api_key:
+            raise AuthError(f"{url}: no API key: set LABEL_STUDIO_API_KEY (Account & Settings → Access Token in Label Studio)")
+        self.url = url.rstrip("/")
+        self._key = api_key
+        self.ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"LabelStudioClient({self.url!r})"
+
+    # --- error handling ------------------------------------------------------------------
+
+    @contextmanager
+    def _call(self, what: str, project: int | None = None) -> Iterator[None]:
+        try:
+            yield
+        except ApiError as exc:
+            raise self._api_error(exc, what, project) from None
+        except httpx.TimeoutException:
+            raise ServerError(f"{self.url}: Label Studio did not answer in time while trying to {what}; retry, or check the server's load") from None
+        except httpx.HTTPError as exc:
+            raise ServerError(
+                f"{self.url}: cannot reach Label Studio to {what} ({type(exc).__name__}); "
+                "is it running (`verify server status`) and is --url / LABEL_STUDIO_URL right?"
+            ) from None
+        except json.JSONDecodeError:
+            raise ServerError(f"{self.url}: the answer to '{what}' is not Label Studio's JSON; check --url / LABEL_STUDIO_URL") from None
+
+    def _api_error(self, exc: ApiError, what: str, project: int | None) -> ServerError:
+        status = exc.status_code or 0
+        detail = ""
+        if isinstance(exc.body, dict):
+            detail = str(exc.body.get("detail") or exc.body.get("validation_errors") or "")[:200]
+        if status == 401:
+            hint = "legacy tokens are disabled on this server: use a personal access token, or start it with --enable-legacy-api-token" if "legacy" in detail.lower() else "set LABEL_STUDIO_API_KEY to a valid access token (Account & Settings in Label Studio)"
+            return AuthError(f"{self.url}: the API key was refused (401) while trying to {what}; {hint}")
+        if status == 403:
+            return AuthError(f"{self.url}: this account may not {what} (403); use an account with access to the project")
+        if status == 404 and project is not None:
+            return ProjectMissing(
+                f"{self.url}: project {project} is gone from the server; run `verify push --new-project` to create a new one "
+                "(annotations already pulled stay in the workspace)"
+            )
+        if status == 404:
+            return ServerError(f"{self.url}: not found (404) while trying to {what}; is --url the Label Studio address (default port 8080)?")
+        if status >= 500:
+            return ServerError(f"{self.url}: Label Studio failed ({status}) while trying to {what}; retry, and check the server log")
+        return ServerError(f"{self.url}: Label Studio refused to {what} ({status}): {detail or 'no detail'}")
+
+    # --- connection -------------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """Check the connection and the key; return the user the key belongs to."""
+        with self._call("check the API key"):
+            user = self.ls.users.whoami()
+        return {"id": user.id, "email": user.email, "username": user.username}
+
+    def version(self) -> str:
+        with self._call("read the server version"):
+            info = self.ls.versions.get()
+        release = getattr(info, "release", None) or (info.get("release") if isinstance(info, dict) else None)
+        return str(release or "unknown")
+
+    # --- projects ---------------------------------------------------------------------------
+
+    def get_project(self, project_id: int) -> dict[str, Any]:
+        with self._call("read the project", project=project_id):
+            p = self.ls.projects.get(id=project_id)
+        return {"id": p.id, "title": p.title, "description": p.description or "", "label_config": p.label_config,
+                "maximum_annotations": p.maximum_annotations}
+
+    def find_projects(self, marker: str) -> list[dict[str, Any]]:
+        """Projects whose description carries ``marker`` (the workspace id)."""
+        with self._call("list projects"):
+            found = [p for p in self.ls.projects.list(page_size=100) if marker in (p.description or "")]
+        return [{"id": p.id, "title": p.title} for p in found]
+
+    def create_project(self, title: str, description: str, label_config: str, instructions: str,
+                       maximum_annotations: int) -> int:
+        with self._call("create the project"):
+            p = self.ls.projects.create(
+                title=title, description=description, label_config=label_config,
+                expert_instruction=instructions, show_instruction=bool(instructions),
+                maximum_annotations=maximum_annotations, show_skip_button=True,
+                show_annotation_history=False, enable_empty_annotation=True,
+                request_options=NO_RETRY,
+            )
+        return p.id
+
+    def update_project(self, project_id: int, **fields: Any) -> None:
+        with self._call("update the project", project=project_id):
+            self.ls.projects.update(id=project_id, **fields)
+
+    def ensure_local_storage(self, project_id: int, path: str) -> int:
+        """A Local Files import storage for ``path`` (absolute, under the server's document root)."""
+        with self._call("set up local-files storage", project=project_id):
+            for storage in self.ls.import_storage.local.list(project=project_id):
+                if storage.path == path:
+                    return storage.id
+            storage = self.ls.import_storage.local.create(
+                project=project_id, path=path, use_blob_urls=True, title="verify frames", request_options=NO_RETRY
+            )
+        return storage.id
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    def task_keys(self, project_id: int) -> dict[str, int]:
+        """Map of verify frame key → task id for every task in the project (one light listing)."""
+        keys: dict[str, int] = {}
+        with self._call("list the project's tasks", project=project_id):
+            for task in self.ls.tasks.list(project=project_id, fields="task_only", include="id,data,meta", page_size=1000):
+                data = task.data or {}
+                key = (task.meta or {}).get("verify_key") or data.get("frame_key")
+                if key:
+                    keys.setdefault(key, task.id)
+        return keys
+
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> None:
+        """Import tasks without the SDK's retries (a retried import would duplicate tasks).
+
+        Raises ServerError when the outcome is unclear; the caller reconciles by listing.
+        """
+        with self._call("import tasks", project=project_id):
+            self.ls.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True, request_options=NO_RETRY)
+
+    def export_json(self, project_id: int) -> bytes:
+        """The project's full JSON export (all tasks, annotations included), as raw bytes."""
+        with self._call("export annotations", project=project_id):
+            chunks = self.ls.projects.exports.download_sync(
+                id=project_id, export_type="JSON", download_all_tasks=True
+            )
+            return b"".join(chunks)
+
+    # --- users --------------------------------------------------------------------------------
+
+    def users(self) -> list[dict[str, Any]]:
+        with self._call("list users"):
+            return [{"id": u.id, "email": u.email, "username": u.username,
+                     "name": " ".join(filter(None, [u.first_name, u.last_name]))} for u in self.ls.users.list()]
+
+    def add_reviewer(self, email: str, password: str) -> dict[str, Any]:
+        """Create a reviewer account the way a person would: sign up through the organization's invite link."""
+        with self._call("create an invite link"):
+            invite_url = self.url + self._get_json("api/invite")["invite_url"]
+        with self._call("sign the reviewer up"):
+            with httpx.Client(base_url=self.url, follow_redirects=False, timeout=60) as web:
+                _check(web.get(invite_url))
+                csrf = web.cookies.get("csrftoken", "")
+                answer = web.post(
+                    invite_url,
+                    data={"email": email, "password": password, "csrfmiddlewaretoken": csrf, "allow_newsletters": "false"},
+                    headers={"Referer": invite_url},
+                )
+                if answer.status_code != 302:
+                    raise ServerError(f"{self.url}: signing up {email} failed (an account with that email may exist, or the password is too weak)")
+        user = next((u for u in self.users() if u["email"] == email), None)
+        if user is None:
+            raise ServerError(f"{self.url}: {email} was signed up but does not appear among the users")
+        return user
+
+    def _get_json(self, path: str) -> Any:
+        """GET an endpoint the SDK does not wrap, with the SDK's own auth headers."""
+        headers = self.ls._client_wrapper.get_headers()
+        return _check(httpx.get(f"{self.url}/{path}", headers=headers, timeout=30)).json()
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    """Raise ApiError for an error status, so that ``_call`` words it like the SDK's errors."""
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:200]
+        raise ApiError(status_code=response.status_code, body=body, headers=dict(response.headers))
+    return response
+
+
+def validate_config(label_config: str) -> None:
+    """Parse the config with the SDK's own LabelInterface (as the server will)."""
+    LabelInterface(label_config)
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def batched(items: list[Any], size: int = IMPORT_BATCH) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

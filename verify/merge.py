@@ -1,0 +1,281 @@
+"""Merge: reviewers' annotations become verdicts per frame, per video and per claim.
+
+Pure functions over plain records (from the workspace); nothing here does I/O.
+
+The rules (also stated in every report, from ``RULES``):
+
+- Only submitted annotations count; a skip is counted as a skip, not a vote; drafts never arrive.
+- Frame verdict on a claim, from the reviewers' answers (Supports / Contradicts / Can't tell):
+  no answer → *unreviewed*; fewer answers than the case's ``min_reviewers`` → *pending*;
+  one answer held by more than half of the answers → *supports*, *contradicts* or
+  *inconclusive* (for Can't tell); anything else (ties, three-way splits) → *disputed*.
+  A lead reviewer's ground-truth annotation, where present, decides instead (*adjudicated*).
+- Roll-up over a set of frames (a video's, or every frame bearing on a claim): *supported*
+  if some frame supports the claim and none contradicts it; *contradicted* the other way
+  round; *disputed* if frames conflict or any frame is disputed; else *inconclusive* if
+  reviewed frames could not tell; *pending* if reviews are still missing; *unreviewed* if
+  no frame has a review. Nothing is *supported* without a frame that reviewers agreed shows it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from verify.case import VERDICT_CHOICES, Case
+from verify.labelconfig import NOTES, claim_control
+
+RULES = [
+    "Only submitted annotations count. A skipped frame counts as a skip, not as a vote.",
+    "Per frame and claim: no answers → unreviewed; fewer than the case's minimum number of reviewers → pending; "
+    "an answer given by more than half of the reviewers decides (Supports → supports, Contradicts → contradicts, "
+    "Can't tell → inconclusive); otherwise (ties, splits) → disputed.",
+    "A lead reviewer's ground-truth annotation overrides the vote for that frame (adjudicated).",
+    "Per video and per claim: supported if at least one frame supports the claim and none contradicts it; "
+    "contradicted if at least one frame contradicts it and none supports it; disputed if frames conflict or a frame "
+    "is disputed; inconclusive if the reviewed frames cannot tell; pending if reviews are missing; unreviewed if no "
+    "frame has been reviewed.",
+    "Boxes of the same label drawn by different reviewers are merged when they overlap by IoU ≥ 0.5.",
+]
+IOU_MATCH = 0.5
+_ANSWER = {label: key for key, label in VERDICT_CHOICES.items()}
+_FRAME_TO_ANSWER = {"supports": "supports", "contradicts": "contradicts", "cant_tell": "inconclusive"}
+
+
+@dataclass
+class Review:
+    """One reviewer's submitted annotation of one frame, decoded."""
+
+    annotation_id: int
+    reviewer: str
+    frame_key: str
+    skipped: bool
+    ground_truth: bool
+    answers: dict[str, str] = field(default_factory=dict)  # claim id → supports/contradicts/cant_tell
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unknown_labels: list[str] = field(default_factory=list)
+
+
+def decode(annotation: dict[str, Any], case: Case) -> Review:
+    """Decode one annotation record (from ``pull.parse_export``) against the case's config."""
+    review = Review(
+        annotation_id=annotation["id"], reviewer=annotation["reviewer"], frame_key=annotation["frame_key"],
+        skipped=bool(annotation["was_cancelled"]), ground_truth=bool(annotation["ground_truth"]),
+    )
+    claims = {claim_control(c.id): c.id for c in case.claims}
+    known = case.label_values()
+    seen_boxes = set()
+    for item in annotation["result"] or []:
+        kind, name, value = item.get("type"), item.get("from_name"), item.get("value") or {}
+        if kind == "choices" and name in claims:
+            picked = [_ANSWER[c] for c in value.get("choices", []) if c in _ANSWER]
+            if picked:
+                review.answers[claims[name]] = picked[0]
+        elif kind == "textarea" and name == NOTES:
+            review.notes.extend(t for t in value.get("text", []) if isinstance(t, str) and t.strip())
+        elif kind == "rectanglelabels":
+            for label in value.get("rectanglelabels", []):
+                if label not in known:
+                    review.unknown_labels.append(label)
+                    continue
+                box = _box(value, item, label)
+                signature = (label, box["x"], box["y"], box["width"], box["height"])
+                if signature not in seen_boxes:  # one drag can produce two identical regions
+                    seen_boxes.add(signature)
+                    review.boxes.append(box)
+    return review
+
+
+def _box(value: dict[str, Any], item: dict[str, Any], label: str) -> dict[str, Any]:
+    """A box in percent of the image, as Label Studio stores it (x, y, width, height, rotation)."""
+    return {
+        "label": label,
+        "x": round(float(value.get("x", 0)), 3),
+        "y": round(float(value.get("y", 0)), 3),
+        "width": round(float(value.get("width", 0)), 3),
+        "height": round(float(value.get("height", 0)), 3),
+        "rotation": round(float(value.get("rotation", 0) or 0), 3),
+    }
+
+
+def frame_verdict(answers: list[str], min_reviewers: int) -> str:
+    """The verdict of one frame on one claim from the reviewers' answers (see RULES)."""
+    if not answers:
+        return "unreviewed"
+    if len(answers) < min_reviewers:
+        return "pending"
+    top, count = Counter(answers).most_common(1)[0]
+    if count * 2 > len(answers):
+        return _FRAME_TO_ANSWER[top]
+    return "disputed"
+
+
+def roll_up(verdicts: Iterable[str]) -> str:
+    """The verdict over several frames' verdicts on one claim (see RULES)."""
+    seen = Counter(verdicts)
+    supports = seen["supports"] + seen["adjudicated:supports"]
+    contradicts = seen["contradicts"] + seen["adjudicated:contradicts"]
+    if supports and contradicts:
+        return "disputed"
+    if seen["disputed"]:
+        return "disputed"
+    if supports:
+        return "supported"
+    if contradicts:
+        return "contradicted"
+    if seen["inconclusive"] + seen["adjudicated:inconclusive"]:
+        return "inconclusive" if not (seen["pending"] or seen["unreviewed"]) else "pending"
+    if seen["pending"]:
+        return "pending"
+    return "unreviewed"
+
+
+def iou(a: dict[str, Any], b: dict[str, Any]) -> float:
+    ax2, ay2 = a["x"] + a["width"], a["y"] + a["height"]
+    bx2, by2 = b["x"] + b["width"], b["y"] + b["height"]
+    w = max(0.0, min(ax2, bx2) - max(a["x"], b["x"]))
+    h = max(0.0, min(ay2, by2) - max(a["y"], b["y"]))
+    inter = w * h
+    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_boxes(reviews: list[Review]) -> list[dict[str, Any]]:
+    """Group same-label boxes of different reviewers by overlap; each group keeps who drew it."""
+    groups: list[dict[str, Any]] = []
+    for review in reviews:
+        for box in review.boxes:
+            match = next((g for g in groups if g["label"] == box["label"] and review.reviewer not in g["reviewers"]
+                          and iou(g["box"], box) >= IOU_MATCH), None)
+            if match:
+                match["members"].append(box)
+                match["reviewers"].append(review.reviewer)
+                n = len(match["members"])
+                match["box"] = {k: round(sum(m[k] for m in match["members"]) / n, 3) for k in ("x", "y", "width", "height", "rotation")}
+                match["box"]["label"] = box["label"]
+            else:
+                groups.append({"label": box["label"], "box": dict(box), "members": [box], "reviewers": [review.reviewer]})
+    return [{"label": g["label"], **{k: g["box"][k] for k in ("x", "y", "width", "height", "rotation")},
+             "reviewers": sorted(g["reviewers"]), "drawn_by": len(g["reviewers"])} for g in groups]
+
+
+def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
+          annotations: list[dict[str, Any]], tasks: dict[str, int] | None = None) -> dict[str, Any]:
+    """Merge every annotation into frame, video and claim verdicts (pure).
+
+    Returns a JSON-ready dict: ``frames``, ``videos``, ``claims``, ``reviewers``, ``rules``,
+    ``unknown_labels``.
+    """
+    tasks = tasks or {}
+    by_frame: dict[str, list[Review]] = defaultdict(list)
+    unknown: Counter[str] = Counter()
+    for annotation in annotations:
+        review = decode(annotation, case)
+        by_frame[review.frame_key].append(review)
+        unknown.update(review.unknown_labels)
+    video_by_sha = {v["sha256"]: v for v in videos}
+    claim_ids = [c.id for c in case.claims]
+
+    def bears_on(video: dict[str, Any]) -> list[str]:
+        listed = video["provenance"].get("claims") or []
+        return [c for c in claim_ids if c in listed] if listed else claim_ids
+
+    frame_out = []
+    for frame in frames:
+        reviews = by_frame.get(frame["key"], [])
+        done = [r for r in reviews if not r.skipped and not r.ground_truth]
+        lead = [r for r in reviews if r.ground_truth and not r.skipped]
+        verdicts = {}
+        for claim_id in claim_ids:
+            answers = [r.answers[claim_id] for r in done if claim_id in r.answers]
+            counts = {k: answers.count(k) for k in VERDICT_CHOICES}
+            verdict = frame_verdict(answers, case.review.min_reviewers)
+            lead_answer = next((r.answers[claim_id] for r in lead if claim_id in r.answers), None)
+            entry = {"verdict": verdict, "counts": counts, "answers": len(answers)}
+            if lead_answer:
+                entry.update(verdict=f"adjudicated:{_FRAME_TO_ANSWER[lead_answer]}", vote=verdict,
+                             adjudicated_by=next(r.reviewer for r in lead if claim_id in r.answers))
+            verdicts[claim_id] = entry
+        video = video_by_sha[frame["video_sha256"]]
+        frame_out.append({
+            "key": frame["key"],
+            "video_sha256": frame["video_sha256"],
+            "source_id": video["source_id"],
+            "t_ms": frame["t_ms"],
+            "frame_index": frame["frame_index"],
+            "shot": frame["shot"],
+            "file": frame["file"],
+            "sha256": frame["sha256"],
+            "duplicate_of": frame["duplicate_of"],
+            "task_id": tasks.get(frame["key"]),
+            "bears_on": bears_on(video),
+            "reviewers": sorted({r.reviewer for r in reviews if not r.ground_truth}),
+            "skipped_by": sorted(r.reviewer for r in reviews if r.skipped),
+            "verdicts": verdicts,
+            "boxes": merge_boxes([r for r in reviews if not r.skipped]),
+            "notes": [{"reviewer": r.reviewer, "text": t} for r in reviews for t in r.notes],
+        })
+
+    frame_by_key = {f["key"]: f for f in frame_out}
+
+    def frame_verdict_of(f: dict[str, Any], claim_id: str) -> str:
+        """A re-uploaded frame that was not reviewed itself takes its original's verdict."""
+        if f["duplicate_of"] and not f["verdicts"][claim_id]["answers"]:
+            original = frame_by_key.get(f["duplicate_of"])
+            if original:
+                return original["verdicts"][claim_id]["verdict"]
+        return f["verdicts"][claim_id]["verdict"]
+
+    video_out = []
+    for video in videos:
+        own = [f for f in frame_out if f["video_sha256"] == video["sha256"]]
+        video_out.append({
+            "sha256": video["sha256"],
+            "source_id": video["source_id"],
+            "frames": len(own),
+            "claims": {c: roll_up(frame_verdict_of(f, c) for f in own) for c in claim_ids
+                       if c in bears_on(video) or any(f["verdicts"][c]["answers"] for f in own)},
+        })
+
+    claim_out = []
+    for claim in case.claims:
+        # frames of videos said to bear on the claim, and any other frame a reviewer answered it for
+        relevant = [f for f in frame_out if claim.id in f["bears_on"] or f["verdicts"][claim.id]["answers"]]
+        verdict = roll_up(frame_verdict_of(f, claim.id) for f in relevant)
+        claim_out.append({
+            "id": claim.id,
+            "verdict": verdict,
+            "frames": len(relevant),
+            "reviewed_frames": sum(1 for f in relevant if f["verdicts"][claim.id]["answers"]),
+            "supporting": [f["key"] for f in relevant if frame_verdict_of(f, claim.id).endswith("supports")],
+            "contradicting": [f["key"] for f in relevant if frame_verdict_of(f, claim.id).endswith("contradicts")],
+            "disputed": [f["key"] for f in relevant if frame_verdict_of(f, claim.id) == "disputed"],
+            "agreement": _agreement(relevant, claim.id),
+        })
+
+    reviewers: dict[str, dict[str, int]] = defaultdict(lambda: {"annotations": 0, "skipped": 0, "ground_truth": 0})
+    for reviews in by_frame.values():
+        for r in reviews:
+            stats = reviewers[r.reviewer]
+            stats["annotations"] += not r.skipped
+            stats["skipped"] += r.skipped
+            stats["ground_truth"] += r.ground_truth
+    return {
+        "frames": frame_out,
+        "videos": video_out,
+        "claims": claim_out,
+        "reviewers": dict(sorted(reviewers.items())),
+        "unknown_labels": dict(unknown),
+        "rules": RULES,
+        "min_reviewers": case.review.min_reviewers,
+    }
+
+
+def _agreement(frames: list[dict[str, Any]], claim_id: str) -> dict[str, Any]:
+    """Raw agreement on a claim: share of frames with 2+ answers where every answer is the same."""
+    multi = [f["verdicts"][claim_id]["counts"] for f in frames if f["verdicts"][claim_id]["answers"] >= 2]
+    unanimous = sum(1 for counts in multi if sum(1 for n in counts.values() if n) == 1)
+    return {"frames_with_2plus": len(multi), "unanimous": unanimous,
+            "percent": round(100 * unanimous / len(multi), 1) if multi else None}

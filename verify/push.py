@@ -1,0 +1,204 @@
+"""Push: keyframes become Label Studio tasks, once each.
+
+The project is found from the workspace (its id and the server it lives on), else by the
+workspace marker in project descriptions, else created with the labeling config generated
+from the case. Frames are staged under the server's local-files document root and a Local
+Files storage is attached. Then the project's task keys are listed and only missing frames
+are imported, in batches, with the SDK's retries off; if an import's outcome is unclear the
+keys are listed again before anything is retried. A second push imports nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from html import escape
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+from verify.case import Case
+from verify.errors import ServerError, VerifyError
+from verify.labelconfig import build_config, check_config
+from verify.labelstudio import LabelStudioClient, batched, validate_config
+from verify.workspace import Workspace
+
+MARKER = "verify-workspace:"
+
+
+@dataclass
+class PushResult:
+    project_id: int
+    project_url: str
+    created_project: bool
+    frames: int
+    already_there: int
+    imported: int
+    skipped_duplicates: int
+
+
+def timestamp(t_ms: float) -> str:
+    """Milliseconds as H:MM:SS.mmm."""
+    total = int(round(t_ms))
+    hours, rest = divmod(total, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def build_task(frame: dict[str, Any], video: dict[str, Any], image_url: str, workspace_id: str) -> dict[str, Any]:
+    """The Label Studio task for one frame (pure)."""
+    prov = video["provenance"]
+    bits = [prov.get("title") or prov["source_id"], prov.get("platform"), f"{prov.get('side', 'unknown')} side",
+            f"uploader {prov.get('uploader') or 'unknown'}", f"posted {prov.get('posted_at') or 'date unknown'}"]
+    return {
+        "data": {
+            "image": image_url,
+            "frame_key": frame["key"],
+            "source": "Source: " + " · ".join(b for b in bits if b),
+            "timestamp": f"Frame at {timestamp(frame['t_ms'])} (shot {frame['shot'] + 1}) · video sha256 {video['sha256'][:16]}",
+            "source_id": prov["source_id"],
+            "video_sha256": video["sha256"],
+            "t_ms": frame["t_ms"],
+        },
+        "meta": {"verify_key": frame["key"], "verify_workspace": workspace_id},
+    }
+
+
+def project_title(case: Case) -> str:
+    return case.title[:50]  # Label Studio's limit
+
+
+def ensure_project(
+    ws: Workspace, client: LabelStudioClient, new_project: bool = False, reset_config: bool = False
+) -> tuple[int, bool]:
+    """Find the workspace's project on the server, or create it; return (id, created)."""
+    case = ws.case
+    config = build_config(case)
+    check_config(config, case)
+    validate_config(config)
+    config_sha = hashlib.sha256(config.encode()).hexdigest()
+    stored = ws.get_meta("project_id")
+    same_server = ws.get_meta("server_url") == client.url
+    project_id = int(stored) if stored and same_server and not new_project else None
+    if project_id is None and not new_project:
+        found = client.find_projects(MARKER + ws.id)
+        if len(found) > 1:
+            ids = ", ".join(str(p["id"]) for p in found)
+            raise ServerError(f"{client.url}: projects {ids} all belong to this workspace; delete the extra ones in Label Studio")
+        project_id = found[0]["id"] if found else None
+    created = False
+    if project_id is None:
+        project_id = client.create_project(
+            title=project_title(case),
+            description=f"{case.summary}\n\n{MARKER}{ws.id} case:{case.id}",
+            label_config=config,
+            instructions=_instructions_html(case),
+            maximum_annotations=case.review.reviewers_per_frame,
+        )
+        created = True
+    else:
+        project = client.get_project(project_id)
+        server_sha = hashlib.sha256((project["label_config"] or "").encode()).hexdigest()
+        edited_on_server = server_sha not in (config_sha, ws.get_meta("config_sha256"))
+        if edited_on_server and not reset_config:
+            raise ServerError(
+                f"{client.url}: the labeling config of project {project_id} was changed on the server since verify pushed it; "
+                "put the change into the case file, or run `verify push --reset-config` to replace it with the case's config"
+            )
+        if server_sha != config_sha or project["maximum_annotations"] != case.review.reviewers_per_frame:
+            client.update_project(project_id, label_config=config, maximum_annotations=case.review.reviewers_per_frame,
+                                  expert_instruction=_instructions_html(case))
+    with ws.transaction():
+        ws.set_meta("project_id", str(project_id))
+        ws.set_meta("server_url", client.url)
+        ws.set_meta("config_sha256", config_sha)
+    return project_id, created
+
+
+def _instructions_html(case: Case) -> str:
+    paragraphs = "".join(f"<p>{escape(line)}</p>" for line in case.instructions.splitlines() if line.strip())
+    claims = "".join(f"<li><b>{escape(c.id)}</b>: {escape(c.text)}</li>" for c in case.claims)
+    return f"<h3>{escape(case.title)}</h3>{paragraphs}<p>Claims:</p><ul>{claims}</ul>"
+
+
+def stage_frames(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
+    """Place frames under the server's document root (hard links where possible); return (folder, key → URL)."""
+    folder = files_root / "verify" / ws.id
+    urls = {}
+    for frame in frames:
+        source = ws.path(frame["file"])
+        relative = Path(frame["file"]).relative_to("frames")
+        target = folder / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+        urls[frame["key"]] = "/data/local-files/?d=" + quote(str(target.relative_to(files_root)))
+    return folder, urls
+
+
+def push(
+    ws: Workspace,
+    client: LabelStudioClient,
+    files_root: Path | None,
+    include_duplicates: bool = False,
+    new_project: bool = False,
+    reset_config: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> PushResult:
+    """Send every extracted frame that is not yet a task; return what was done.
+
+    Raises:
+        ServerError, AuthError, ProjectMissing: from Label Studio.
+        VerifyError: no frames to push, or no way to serve them.
+    """
+    frames = ws.frames()
+    if not frames:
+        raise VerifyError("no frames to push; run `verify ingest VIDEO…` and `verify frames` first")
+    if files_root is None:
+        raise VerifyError(
+            f"{client.url}: verify can serve frames only to a Label Studio on this machine for now; set VERIFY_FILES_ROOT "
+            "to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (upload to remote servers is not built yet)"
+        )
+    project_id, created = ensure_project(ws, client, new_project, reset_config)
+    videos = {v["sha256"]: v for v in ws.videos()}
+    wanted = [f for f in frames if include_duplicates or not f["duplicate_of"]]
+    folder, urls = stage_frames(ws, wanted, files_root)
+    client.ensure_local_storage(project_id, str(folder))
+
+    existing = client.task_keys(project_id)
+    missing = [f for f in wanted if f["key"] not in existing]
+    imported = 0
+    for batch in batched(missing):
+        tasks = [build_task(f, videos[f["video_sha256"]], urls[f["key"]], ws.id) for f in batch]
+        try:
+            client.import_tasks(project_id, tasks)
+        except ServerError:
+            # The import may or may not have been stored: look before doing anything else.
+            existing = client.task_keys(project_id)
+            if not all(f["key"] in existing for f in batch):
+                raise
+        imported += len(batch)
+        if progress:
+            progress(len(batch))
+    existing = client.task_keys(project_id) if missing else existing
+    with ws.transaction() as db:
+        db.execute("DELETE FROM tasks WHERE project_id != ?", (project_id,))
+        db.executemany(
+            "INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
+            [(f["key"], project_id, existing[f["key"]]) for f in frames if f["key"] in existing],
+        )
+    return PushResult(
+        project_id=project_id,
+        project_url=f"{client.url}/projects/{project_id}/data",
+        created_project=created,
+        frames=len(frames),
+        already_there=len(wanted) - len(missing),
+        imported=imported,
+        skipped_duplicates=len(frames) - len(wanted),
+    )
