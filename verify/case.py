@@ -27,6 +27,12 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#b
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Characters that have no business in a label shown to a reviewer (controls, XML-illegal).
 BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+WEB_URL = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
+
+
+def is_web_url(value: object) -> bool:
+    """An http(s) URL with no space, quote or angle bracket: the only links verify records or renders."""
+    return isinstance(value, str) and bool(WEB_URL.match(value))
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,7 @@ class _Checker:
         return value
 
     def text(self, value: Any, key: str, *, optional: bool = False, limit: int = 4000) -> str | None:
-        if value is None and optional:
+        if optional and (value is None or value == ""):
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
@@ -202,8 +208,8 @@ class _Checker:
         return Case(
             id=self.ident(doc["id"], "id"),
             title=self.text(doc["title"], "title", limit=200),
-            summary=self.text(doc.get("summary") or "", "summary", optional=True) or "",
-            instructions=self.text(doc.get("instructions") or "", "instructions", optional=True, limit=10000) or "",
+            summary=self.text(doc.get("summary"), "summary", optional=True) or "",
+            instructions=self.text(doc.get("instructions"), "instructions", optional=True, limit=10000) or "",
             claims=claims,
             label_groups=self.labels(doc["labels"]),
             sources=self.sources(doc.get("sources") or [], claim_ids),
@@ -280,8 +286,8 @@ class _Checker:
                 self.fail(f"{key}.id", f"duplicate source id {source_id!r}; source ids must be unique")
             seen.add(source_id)
             url = self.text(item.get("url"), f"{key}.url", optional=True)
-            if url and not re.match(r"^https?://", url, re.IGNORECASE):
-                self.fail(f"{key}.url", "only http:// or https:// links are allowed")
+            if url and not is_web_url(url):
+                self.fail(f"{key}.url", "only http:// or https:// links (without spaces, quotes or <>) are allowed")
             posted_at = item.get("posted_at")
             if posted_at is not None and not isinstance(posted_at, str):
                 posted_at = str(posted_at)  # YAML turns 2021-07-14 into a date

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from verify.case import SIDES, Source
+from verify.case import SIDES, Source, is_web_url
 from verify.errors import MediaError
 from verify.isolate import run_isolated
 from verify.workspace import Workspace, now_utc
@@ -163,8 +163,8 @@ def resolve_source(
     if unknown:
         raise MediaError(f"--claim {unknown[0]!r} is not a claim of case {case.id!r}; use one of {', '.join(c.id for c in case.claims)}")
     url = provenance.get("url")
-    if url and not str(url).lower().startswith(("http://", "https://")):
-        raise MediaError(f"--url {url!r}: only http:// or https:// links are recorded")
+    if url and not is_web_url(url):
+        raise MediaError(f"--url {url!r}: only http:// or https:// links (without spaces, quotes or <>) are recorded")
     return provenance
 
 

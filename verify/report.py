@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 
 from verify import __version__
-from verify.case import Case
+from verify.case import Case, is_web_url
 from verify.merge import merge
 from verify.push import timestamp
 from verify.workspace import Workspace, atomic_write, now_utc
@@ -40,9 +40,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'n
 
 def safe_url(url: Any) -> str | None:
     """The URL if it is http(s), else None: nothing else becomes a link."""
-    if isinstance(url, str) and re.match(r"^https?://[^\s\"'<>]+$", url.strip(), re.IGNORECASE):
-        return url.strip()
-    return None
+    return url if is_web_url(url) else None
 
 
 def build_report(ws: Workspace) -> dict[str, Any]:

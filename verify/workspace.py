@@ -218,7 +218,7 @@ class Workspace:
     # --- records ------------------------------------------------------------------------------
 
     def videos(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM videos ORDER BY ingested_at, sha256").fetchall()
+        rows = self.db.execute("SELECT * FROM videos ORDER BY rowid").fetchall()
         return [_decode(row, "metadata", "provenance") for row in rows]
 
     def video(self, sha256: str) -> dict[str, Any] | None:

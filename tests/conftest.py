@@ -1,0 +1,129 @@
+"""Shared fixtures: generated footage, workspaces, and one real Label Studio per test session."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the fixtures package lives beside verify/
+
+from fixtures.generate import generate  # noqa: E402
+
+SEED_CASE = ROOT / "configs" / "spin-boldak-2021.yaml"
+DATA = Path(__file__).parent / "data"
+SOURCES = {
+    "flag_afghan_side": "flag-hoisting-afghan-side",
+    "flag_pakistani_side": "flag-hoisting-pakistani-side",
+    "militants_at_gate": "militants-at-gate",
+    "civilians_refused_vertical": "civilians-refused",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_error_logs(caplog):
+    """A test that makes verify log at ERROR fails (as PySceneDetect's suite does)."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("verify")]
+    assert not errors, f"verify logged errors: {[r.getMessage() for r in errors]}"
+
+
+@pytest.fixture(scope="session")
+def footage(tmp_path_factory) -> dict[str, Path]:
+    """The synthetic fixture videos (generated once per session) by name."""
+    out = tmp_path_factory.mktemp("footage")
+    return {p.stem: p for p in generate(out)}
+
+
+def truth(video: Path) -> dict:
+    return json.loads(video.with_suffix(".truth.json").read_text())
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    from verify.workspace import Workspace
+
+    return Workspace.create(tmp_path / "ws", SEED_CASE)
+
+
+@pytest.fixture
+def ingested(workspace, footage):
+    """A workspace with the four fixture videos ingested under their case sources."""
+    from verify.ingest import ingest
+
+    for name, source in SOURCES.items():
+        [result] = ingest(workspace, [footage[name]], source_id=source)
+        assert result.ok, result.message
+    return workspace
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio (SQLite, loopback) started by verify itself for this test session.
+
+    Yields {"url", "api_key", "files_root", "home"}; fails the run with the server's log if it does not come up.
+    """
+    from verify import server
+    from verify.errors import ServerError
+
+    home = tmp_path_factory.mktemp("verify-home")
+    base = home / "label-studio"
+    previous = os.environ.get("VERIFY_HOME")
+    os.environ["VERIFY_HOME"] = str(home)
+    try:
+        state = server.start(_free_port(), base=base)
+    except ServerError as exc:
+        log = (base / "server.log").read_text(errors="replace")[-6000:] if (base / "server.log").exists() else "(no log)"
+        pytest.fail(f"Label Studio did not start: {exc}\n--- server.log ---\n{log}", pytrace=False)
+    creds = server.credentials(base)
+    yield {"url": state.url, "api_key": creds["api_key"], "files_root": state.files_root, "home": home, "base": base}
+    server.stop(base)
+    if previous is None:
+        os.environ.pop("VERIFY_HOME", None)
+    else:
+        os.environ["VERIFY_HOME"] = previous
+
+
+def login(url: str, email: str, password: str) -> httpx.Client:
+    """A browser-like session logged in through Label Studio's login form."""
+    web = httpx.Client(base_url=url, timeout=60)
+    web.get("/user/login/")
+    answer = web.post("/user/login/", data={"email": email, "password": password,
+                                             "csrfmiddlewaretoken": web.cookies.get("csrftoken")},
+                      headers={"Referer": f"{url}/user/login/"})
+    assert answer.status_code in (200, 302)
+    assert web.get("/api/current-user/whoami").status_code == 200, f"{email} could not log in"
+    return web
+
+
+def user_token(url: str, email: str, password: str) -> str:
+    """The legacy API token of a user, read through their own logged-in session."""
+    with login(url, email, password) as web:
+        return web.get("/api/current-user/token").json()["token"]
+
+
+@pytest.fixture
+def no_local_server(tmp_path, monkeypatch):
+    """Point VERIFY_HOME at an empty folder so no local server's credentials are found."""
+    monkeypatch.setenv("VERIFY_HOME", str(tmp_path / "empty-home"))
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "VERIFY_FILES_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst

@@ -1,0 +1,160 @@
+"""Merging reviewers' answers: the rules, table by table, and a recorded Label Studio export."""
+
+import json
+
+import pytest
+
+from verify.case import load_case
+from verify.merge import decode, frame_verdict, iou, merge, merge_boxes, roll_up, Review
+from verify.pull import parse_export
+from tests.conftest import DATA, SEED_CASE
+
+S, C, T = "supports", "contradicts", "cant_tell"
+
+
+@pytest.mark.parametrize("answers, minimum, expected", [
+    ([], 2, "unreviewed"),
+    ([S], 2, "pending"),
+    ([S], 1, "supports"),
+    ([S, S], 2, "supports"),
+    ([C, C], 2, "contradicts"),
+    ([T, T], 2, "inconclusive"),
+    ([S, C], 2, "disputed"),  # a tie
+    ([S, T], 2, "disputed"),
+    ([S, S, C], 2, "supports"),  # a majority with dissent
+    ([S, C, T], 2, "disputed"),  # a three-way split
+    ([S, S, C, C], 3, "disputed"),
+    ([C, C, C, S], 3, "contradicts"),
+])
+def test_frame_verdict_rule(answers, minimum, expected):
+    assert frame_verdict(answers, minimum) == expected
+
+
+@pytest.mark.parametrize("frames, expected", [
+    ([], "unreviewed"),
+    (["unreviewed", "unreviewed"], "unreviewed"),
+    (["pending", "unreviewed"], "pending"),
+    (["supports", "unreviewed"], "supported"),
+    (["supports", "inconclusive"], "supported"),
+    (["contradicts", "pending"], "contradicted"),
+    (["supports", "contradicts"], "disputed"),  # frames conflict
+    (["supports", "disputed"], "disputed"),
+    (["inconclusive", "inconclusive"], "inconclusive"),
+    (["inconclusive", "unreviewed"], "pending"),
+    (["adjudicated:supports", "unreviewed"], "supported"),
+    (["adjudicated:contradicts", "supports"], "disputed"),
+])
+def test_roll_up_rule(frames, expected):
+    assert roll_up(frames) == expected
+
+
+def test_nothing_is_supported_without_a_supporting_frame():
+    for verdicts in (["inconclusive"], ["pending"], ["disputed"], ["unreviewed"], ["contradicts"]):
+        assert roll_up(verdicts) != "supported"
+
+
+def _ann(i, reviewer, frame="f1", result=(), cancelled=False, gt=False):
+    return {"id": i, "reviewer": reviewer, "frame_key": frame, "was_cancelled": cancelled, "ground_truth": gt,
+            "result": list(result)}
+
+
+def _choice(claim, value):
+    return {"type": "choices", "from_name": f"claim_{claim}", "to_name": "frame", "value": {"choices": [value]}}
+
+
+def _rect(label, x, y, w=10, h=10, group="flags"):
+    return {"type": "rectanglelabels", "from_name": group, "to_name": "frame", "original_width": 640,
+            "original_height": 360, "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [label]}}
+
+
+CASE = load_case(SEED_CASE)
+VIDEO = {"sha256": "v" * 64, "source_id": "flag-hoisting-afghan-side",
+         "provenance": {"source_id": "flag-hoisting-afghan-side", "claims": ["taliban_flag_raised", "attack_repelled"]}}
+
+
+def _frame(key, t=0.0):
+    return {"key": key, "video_sha256": VIDEO["sha256"], "t_ms": t, "frame_index": 0, "shot": 0, "file": f"{key}.jpg",
+            "sha256": "x", "duplicate_of": None}
+
+
+def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
+    frames = [_frame("f1"), _frame("f2", 1000), _frame("f3", 2000)]
+    anns = [
+        _ann(1, "ana", "f1", [_choice("taliban_flag_raised", "Supports"), _choice("attack_repelled", "Contradicts")]),
+        _ann(2, "ben", "f1", [_choice("taliban_flag_raised", "Supports"), _choice("attack_repelled", "Can't tell")]),
+        _ann(3, "ana", "f2", [_choice("taliban_flag_raised", "Contradicts")]),
+        _ann(4, "ben", "f2", [], cancelled=True),
+        _ann(5, "ana", "f3", [_choice("taliban_flag_raised", "Supports")]),
+        _ann(6, "ben", "f3", [_choice("taliban_flag_raised", "Contradicts")]),
+        _ann(7, "lead", "f3", [_choice("taliban_flag_raised", "Supports")], gt=True),
+    ]
+    out = merge(CASE, [VIDEO], frames, anns)
+    f1, f2, f3 = out["frames"]
+    assert f1["verdicts"]["taliban_flag_raised"] == {"verdict": "supports", "counts": {S: 2, C: 0, T: 0}, "answers": 2}
+    assert f1["verdicts"]["attack_repelled"]["verdict"] == "disputed"
+    assert f2["verdicts"]["taliban_flag_raised"]["verdict"] == "pending"  # one answer, one skip
+    assert f2["skipped_by"] == ["ben"]
+    assert f3["verdicts"]["taliban_flag_raised"]["verdict"] == "adjudicated:supports"
+    assert f3["verdicts"]["taliban_flag_raised"]["vote"] == "disputed"
+    claims = {c["id"]: c for c in out["claims"]}
+    assert claims["taliban_flag_raised"]["verdict"] == "supported"
+    assert claims["taliban_flag_raised"]["supporting"] == ["f1", "f3"]
+    assert claims["attack_repelled"]["verdict"] == "disputed"
+    assert claims["civilians_refused_passage"]["verdict"] == "unreviewed"  # no frame bears on it, none answered
+    assert claims["civilians_refused_passage"]["frames"] == 0
+    assert out["reviewers"]["ben"] == {"annotations": 2, "skipped": 1, "ground_truth": 0}
+    assert claims["taliban_flag_raised"]["agreement"] == {"frames_with_2plus": 2, "unanimous": 1, "percent": 50.0}
+
+
+def test_an_unreviewed_reupload_frame_takes_its_originals_verdict():
+    original, copy = _frame("f1"), {**_frame("f2"), "duplicate_of": "f1"}
+    anns = [_ann(i, r, "f1", [_choice("taliban_flag_raised", "Supports")]) for i, r in ((1, "a"), (2, "b"))]
+    out = merge(CASE, [VIDEO], [original, copy], anns)
+    assert out["videos"][0]["claims"]["taliban_flag_raised"] == "supported"
+    assert out["frames"][1]["verdicts"]["taliban_flag_raised"]["verdict"] == "unreviewed"
+
+
+def test_boxes_of_different_reviewers_merge_by_overlap_and_identical_duplicates_collapse():
+    a = decode(_ann(1, "ana", result=[_rect("Taliban flag", 10, 10), _rect("Taliban flag", 10, 10)]), CASE)
+    assert len(a.boxes) == 1  # two identical regions from one drag
+    b = decode(_ann(2, "ben", result=[_rect("Taliban flag", 11, 11), _rect("Afghan flag", 11, 11), _rect("Taliban flag", 60, 60)]), CASE)
+    merged = sorted(merge_boxes([a, b]), key=lambda m: (m["label"], m["x"]))
+    assert [(m["label"], m["drawn_by"]) for m in merged] == [("Afghan flag", 1), ("Taliban flag", 2), ("Taliban flag", 1)]
+    assert merged[1]["x"] == pytest.approx(10.5)
+
+
+def test_iou():
+    box = {"x": 0, "y": 0, "width": 10, "height": 10}
+    assert iou(box, box) == 1
+    assert iou(box, {"x": 5, "y": 0, "width": 10, "height": 10}) == pytest.approx(50 / 150)
+    assert iou(box, {"x": 20, "y": 20, "width": 1, "height": 1}) == 0
+
+
+def test_labels_not_in_the_case_are_reported_not_merged():
+    review = decode(_ann(1, "ana", result=[_rect("Old label", 1, 1)]), CASE)
+    assert review.boxes == [] and review.unknown_labels == ["Old label"]
+
+
+def test_recorded_export_from_a_real_server_parses_and_merges():
+    """tests/data holds an export made by Label Studio 1.23.2 with real users: two reviewers, a
+    skip, a note with <script>, duplicate regions from one drag, a rotated box, a label not in
+    the config, an admin ground-truth annotation and a draft."""
+    tasks = json.loads((DATA / "ls-1.23.2-export.json").read_text())
+    users = {int(k): v for k, v in json.loads((DATA / "ls-1.23.2-users.json").read_text()).items()}
+    records = parse_export(tasks, users)
+    assert len(records) == 5  # the draft is not an annotation
+    assert {r["reviewer"] for r in records} == {"rev2@example.com", "rev3@example.com", "admin@example.com"}
+    assert sum(r["was_cancelled"] for r in records) == 1
+    assert sum(r["ground_truth"] for r in records) == 1
+    reviews = [decode(r, CASE) for r in records]
+    notes = [n for r in reviews for n in r.notes]
+    assert any("<script>" in n for n in notes)  # arrives verbatim; the report must escape it
+    boxed = [r for r in reviews if len(r.boxes) == 2][0]  # two identical + one rotated + one unknown
+    assert boxed.unknown_labels == ["Old label"]
+    assert sorted(b["rotation"] for b in boxed.boxes) == [0, 30]
+    frames = [{"key": t["data"]["frame_key"], "video_sha256": VIDEO["sha256"], "t_ms": t["data"]["t_ms"],
+               "frame_index": 0, "shot": 0, "file": "", "sha256": "", "duplicate_of": None} for t in tasks]
+    out = merge(CASE, [VIDEO], frames, records)
+    assert out["unknown_labels"] == {"Old label": 1}
+    adjudicated = [f for f in out["frames"] if f["verdicts"]["militants_beside_pakistani_guards"]["verdict"].startswith("adjudicated")]
+    assert len(adjudicated) == 1
