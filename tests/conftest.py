@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import closing
 import os
-import shutil
 import socket
 import sys
 from pathlib import Path
@@ -112,7 +112,7 @@ def login(url: str, email: str, password: str) -> httpx.Client:
 
 def user_token(url: str, email: str, password: str) -> str:
     """The legacy API token of a user, read through their own logged-in session."""
-    with login(url, email, password) as web:
+    with closing(login(url, email, password)) as web:
         return web.get("/api/current-user/token").json()["token"]
 
 
@@ -122,8 +122,3 @@ def no_local_server(tmp_path, monkeypatch):
     monkeypatch.setenv("VERIFY_HOME", str(tmp_path / "empty-home"))
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "VERIFY_FILES_ROOT"):
         monkeypatch.delenv(name, raising=False)
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

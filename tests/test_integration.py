@@ -1,0 +1,209 @@
+"""The whole loop against a real Label Studio, with real reviewer accounts and real annotations.
+
+A Label Studio server is started once per test session (tests/conftest.py). Reviewers are
+signed up through the invite link by `verify reviewers add`, log in with their passwords, and
+annotate through the API with their own tokens, as the UI would on their behalf.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from verify.cli import main
+from tests.conftest import SEED_CASE, SOURCES, login, truth, user_token
+
+pytestmark = pytest.mark.integration
+
+REVIEWERS = {"ana@desk.example": "ana-pass-2031x", "ben@desk.example": "ben-pass-8812y"}
+NOTE = '<script>alert("x")</script> the crowd is held back at the gate'
+
+
+def run(env: dict, *args: str, code: int = 0):
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == code, f"verify {' '.join(args)} → {result.exit_code}\n{result.output}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def loop(label_studio, footage, tmp_path_factory):
+    """init → ingest → frames → push (twice) → reviewers annotate → sync, through the CLI."""
+    ws = tmp_path_factory.mktemp("loop") / "ws"
+    env = {"LABEL_STUDIO_URL": label_studio["url"], "LABEL_STUDIO_API_KEY": label_studio["api_key"],
+           "VERIFY_WORKSPACE": str(ws), "VERIFY_HOME": str(label_studio["home"])}
+    run(env, "init", str(SEED_CASE))
+    for name, source in SOURCES.items():
+        run(env, "ingest", str(footage[name]), "--source", source)
+    run(env, "frames")
+    first = run(env, "push")
+    second = run(env, "push")
+    admin = {"Authorization": f"Token {label_studio['api_key']}"}
+    project = json.loads((run(env, "status", "--json")).output)["label_studio"]["project_id"]
+    tasks = _tasks(label_studio["url"], admin, project)
+
+    for email, password in REVIEWERS.items():
+        run(env, "reviewers", "add", email, "--password", password)
+    tokens = {email: user_token(label_studio["url"], email, pw) for email, pw in REVIEWERS.items()}
+    plan = _annotate(label_studio["url"], tasks, tokens, footage)
+    synced = run(env, "sync")
+    report = json.loads((ws / "reports" / "report.json").read_text())
+    return {"env": env, "ws": ws, "first": first.output, "second": second.output, "tasks": tasks, "plan": plan,
+            "report": report, "sync": synced.output, "admin": admin, "project": project, "url": label_studio["url"]}
+
+
+def _tasks(url: str, headers: dict, project: int) -> list[dict]:
+    answer = httpx.get(f"{url}/api/tasks", params={"project": project, "page_size": 1000, "fields": "task_only"},
+                       headers=headers, timeout=60).json()
+    return answer["tasks"] if isinstance(answer, dict) else answer
+
+
+def _box_percent(video: Path, t_s: float, label: str) -> dict:
+    t = truth(video)
+    sample = min(t["objects"], key=lambda s: abs(s["t"] - t_s))
+    x, y, w, h = next(o["box"] for o in sample["objects"] if o["label"] == label)
+    W, H = t["width"], t["height"]
+    return {"x": 100 * x / W, "y": 100 * y / H, "width": 100 * w / W, "height": 100 * h / H, "rotation": 0}
+
+
+def _annotate(url: str, tasks: list[dict], tokens: dict, footage: dict) -> dict:
+    """Ana and Ben review: agreement on the Taliban flag, a split on the militants, a skip and a note."""
+    ana, ben = (f"Token {tokens[e]}" for e in REVIEWERS)
+
+    def post(token, task, result, cancelled=False):
+        answer = httpx.post(f"{url}/api/tasks/{task['id']}/annotations/", headers={"Authorization": token},
+                            json={"result": result, "was_cancelled": cancelled, "lead_time": 5}, timeout=60)
+        assert answer.status_code == 201, answer.text
+
+    def choice(claim, value):
+        return {"type": "choices", "from_name": f"claim_{claim}", "to_name": "frame", "value": {"choices": [value]}}
+
+    def rect(group, label, box, video):
+        t = truth(video)
+        return {"type": "rectanglelabels", "from_name": group, "to_name": "frame", "original_width": t["width"],
+                "original_height": t["height"], "image_rotation": 0, "value": {**box, "rectanglelabels": [label]}}
+
+    by_source = {}
+    for task in tasks:
+        by_source.setdefault(task["data"]["source_id"], []).append(task)
+    flag_video = footage["flag_afghan_side"]
+    flag_tasks = [t for t in by_source["flag-hoisting-afghan-side"] if t["data"]["t_ms"] >= 5000]
+    for task in flag_tasks:  # the Taliban flag is up: both agree, both box it
+        box = _box_percent(flag_video, task["data"]["t_ms"] / 1000, "Taliban flag")
+        shifted = {**box, "x": box["x"] + 0.5}
+        post(ana, task, [choice("taliban_flag_raised", "Supports"), choice("attack_repelled", "Contradicts"),
+                         rect("flags", "Taliban flag", box, flag_video)])
+        post(ben, task, [choice("taliban_flag_raised", "Supports"), choice("attack_repelled", "Contradicts"),
+                         rect("flags", "Taliban flag", shifted, flag_video), rect("flags", "Taliban flag", shifted, flag_video)])
+    militants = sorted(by_source["militants-at-gate"], key=lambda t: t["data"]["t_ms"])[0]
+    post(ana, militants, [choice("militants_beside_pakistani_guards", "Supports")])
+    post(ben, militants, [choice("militants_beside_pakistani_guards", "Contradicts")])
+    civilians = sorted(by_source["civilians-refused"], key=lambda t: t["data"]["t_ms"])[0]
+    post(ana, civilians, [choice("civilians_refused_passage", "Supports"),
+                          {"type": "textarea", "from_name": "notes", "to_name": "frame", "value": {"text": [NOTE]}}])
+    post(ben, civilians, [], cancelled=True)
+    return {"flag": [t["data"]["frame_key"] for t in flag_tasks], "militants": militants["data"]["frame_key"],
+            "civilians": civilians["data"]["frame_key"]}
+
+
+def test_push_sends_every_frame_but_reuploads_once_and_a_second_push_adds_nothing(loop):
+    ws_frames = json.loads(run(loop["env"], "status", "--json").output)
+    linked = sum(v["linked_frames"] for v in ws_frames["videos"])
+    assert linked > 0
+    assert len(loop["tasks"]) == ws_frames["frames"] - linked
+    assert f"{len(loop['tasks'])} tasks imported, 0 already there" in loop["first"]
+    assert f"0 tasks imported, {len(loop['tasks'])} already there" in loop["second"]
+    assert len(_tasks(loop["url"], loop["admin"], loop["project"])) == len(loop["tasks"])  # sync pushed nothing new
+    keys = [t["data"]["frame_key"] for t in loop["tasks"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_tasks_show_source_and_timestamp_and_their_images_are_served(loop):
+    task = loop["tasks"][0]
+    assert task["data"]["source"].startswith("Source: ") and task["data"]["timestamp"].startswith("Frame at ")
+    image = httpx.get(loop["url"] + task["data"]["image"], headers=loop["admin"], timeout=60)
+    assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
+
+
+def test_project_uses_the_generated_config_and_asks_for_several_reviewers(loop):
+    project = httpx.get(f"{loop['url']}/api/projects/{loop['project']}", headers=loop["admin"], timeout=60).json()
+    assert project["maximum_annotations"] == 2
+    assert "claim_taliban_flag_raised" in project["label_config"]
+
+
+def test_verdicts_match_what_the_reviewers_entered(loop):
+    report = loop["report"]
+    claims = {c["id"]: c for c in report["claims"]}
+    assert claims["taliban_flag_raised"]["verdict"] == "supported"
+    assert {e["frame_key"] for e in claims["taliban_flag_raised"]["supporting"]} >= set(loop["plan"]["flag"])
+    assert claims["attack_repelled"]["verdict"] == "contradicted"
+    assert claims["militants_beside_pakistani_guards"]["verdict"] == "disputed"
+    assert claims["civilians_refused_passage"]["verdict"] == "pending"  # one answer, one skip
+    assert claims["afghan_flag_removed"]["verdict"] in ("unreviewed", "pending")
+    frames = {f["key"]: f for f in report["frames"]}
+    for key in loop["plan"]["flag"]:
+        assert frames[key]["verdicts"]["taliban_flag_raised"]["counts"] == {"supports": 2, "contradicts": 0, "cant_tell": 0}
+        [box] = frames[key]["boxes"]  # ana's box and ben's (drawn twice by one drag) merge into one
+        assert box["label"] == "Taliban flag" and box["drawn_by"] == 2
+    assert frames[loop["plan"]["militants"]]["verdicts"]["militants_beside_pakistani_guards"]["counts"] == {
+        "supports": 1, "contradicts": 1, "cant_tell": 0}
+    civ = frames[loop["plan"]["civilians"]]
+    assert civ["skipped_by"] == ["ben@desk.example"] and civ["notes"][0]["text"] == NOTE
+    assert report["summary"]["skips"] == 1
+    assert report["reviewers"]["ana@desk.example"]["annotations"] == len(loop["plan"]["flag"]) + 2
+    # the re-upload's frames were not reviewed again but carry the original's verdict
+    sources = {s["source_id"]: s for s in report["sources"]}
+    assert sources["flag-hoisting-pakistani-side"]["verdicts"]["taliban_flag_raised"] == "supported"
+
+
+def test_the_html_report_escapes_the_note_and_embeds_its_images(loop):
+    html = (loop["ws"] / "reports" / "report.html").read_text()
+    assert '<script>alert("x")</script>' not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert 'src="http' not in html and "<link" not in html  # no remote resources
+    assert html.count('src="data:image/jpeg;base64,') >= len(loop["report"]["frames"])
+    md = (loop["ws"] / "reports" / "report.md").read_text()
+    assert "<script>" not in md
+    export = loop["report"]["method"]["built_from_export"]
+    assert export and (loop["ws"] / export["file"]).is_file()
+
+
+def test_status_shows_reviewers_and_claims(loop):
+    state = json.loads(run(loop["env"], "status", "--json").output)
+    assert state["reviewers"]["ben@desk.example"] == {"annotations": len(loop["plan"]["flag"]) + 1, "skipped": 1, "ground_truth": 0}
+    assert {c["id"]: c["verdict"] for c in state["claims"]}["taliban_flag_raised"] == "supported"
+    text = run(loop["env"], "status").output
+    assert "reviewer ana@desk.example" in text and "claim taliban_flag_raised: supported" in text
+
+
+def test_a_personal_access_token_works_too(loop, label_studio):
+    from verify import server
+
+    creds = server.credentials(label_studio["base"])
+    with closing(login(loop["url"], creds["admin_email"], creds["admin_password"])) as web:
+        answer = web.post("/api/token/", headers={"X-CSRFToken": web.cookies.get("csrftoken"), "Referer": loop["url"]})
+        assert answer.status_code in (200, 201), answer.text
+        pat = answer.json()["token"]
+    assert pat.count(".") == 2  # a JWT refresh token, not a legacy key
+    env = {**loop["env"], "LABEL_STUDIO_API_KEY": pat}
+    result = run(env, "pull")
+    assert "pulled" in result.output and pat not in result.output
+
+
+def test_a_wrong_key_or_address_is_one_line_with_its_own_exit_code(loop):
+    wrong_key = run({**loop["env"], "LABEL_STUDIO_API_KEY": "0" * 40}, "pull", code=8)
+    assert wrong_key.output.count("\n") == 1 and "401" in wrong_key.output and "0" * 40 not in wrong_key.output
+    wrong_url = run({**loop["env"], "LABEL_STUDIO_URL": "http://127.0.0.1:9"}, "push", code=7)
+    assert wrong_url.output.count("\n") == 1 and "cannot reach Label Studio" in wrong_url.output
+    assert "Traceback" not in wrong_key.output + wrong_url.output
+
+
+def test_the_api_key_never_reaches_the_workspace(loop):
+    key = loop["env"]["LABEL_STUDIO_API_KEY"].encode()
+    for path in loop["ws"].rglob("*"):
+        if path.is_file():
+            assert key not in path.read_bytes(), path
