@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install verify with the local Label Studio and the test tools.
+# Re-runs skip pip when setup.cfg and pyproject.toml have not changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[server,test]'
+stamp=.venv/.verify-installed
+want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import verify, label_studio" 2>/dev/null; then
+  echo "installing verify and Label Studio into .venv (about a minute the first time)…" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[server,test]' 2>&1 \
+    | grep -vE "is ignored: it is neither a file nor a directory" >&2 || true
+  .venv/bin/python -c "import verify, cv2, label_studio_sdk, label_studio" \
+    || { echo "setup failed: verify or Label Studio did not install" >&2; exit 1; }
+  echo "$want" > "$stamp"
+fi

@@ -269,7 +269,7 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int) -
 def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project, reset_config) -> None:
     """Send keyframes to Label Studio as tasks (only those not already there).
 
-    Example: LABEL_STUDIO_URL=http://127.0.0.1:8080 verify push
+    Example: verify push --url http://127.0.0.1:8080   (key in LABEL_STUDIO_API_KEY)
     """
     ws = ctx.open()
     with ws.lock():
