@@ -124,7 +124,7 @@ def test_push_sends_every_frame_but_reuploads_once_and_a_second_push_adds_nothin
 
 def test_tasks_show_source_and_timestamp_and_their_images_are_served(loop):
     task = loop["tasks"][0]
-    assert task["data"]["source"].startswith("Source: ") and task["data"]["timestamp"].startswith("Frame at ")
+    assert task["data"]["provenance"].startswith("Source: ") and task["data"]["timestamp"].startswith("Frame at ")
     image = httpx.get(loop["url"] + task["data"]["image"], headers=loop["admin"], timeout=60)
     assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
 

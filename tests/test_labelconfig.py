@@ -3,7 +3,7 @@
 import xml.etree.ElementTree as ET
 
 from verify.case import VERDICT_CHOICES, load_case, parse_case
-from verify.labelconfig import TASK_FIELDS, build_config, check_config, claim_control
+from verify.labelconfig import TASK_FIELDS, build_config, check_config, claim_control, instructions_html, paragraphs
 from verify.labelstudio import validate_config
 from tests.conftest import SEED_CASE
 from tests.test_case import GOOD
@@ -24,8 +24,8 @@ def test_seed_config_has_a_box_tool_per_group_and_a_question_per_claim():
     headers = [el.get("value") for el in root.iter("Header")]
     for claim in case.claims:  # the reviewer sees every claim's text…
         assert any(claim.text in h for h in headers)
-    assert "$source" in headers and "$timestamp" in headers  # …and the source and time beside the image
-    assert any("Draw a box" in h for h in headers)  # …and the case's instructions
+    assert "$provenance" in headers and "$timestamp" in headers  # …and the source and time beside the image
+    assert any(h.startswith("You are reviewing one still frame") for h in headers)  # …and the case's instructions
     assert [el.get("name") for el in root.iter("TextArea")] == ["notes"]
 
 
@@ -45,3 +45,12 @@ def test_xml_metacharacters_in_labels_and_claims_are_escaped_not_spliced():
     root = ET.fromstring(xml)
     assert [l.get("value") for l in root.iter("Label")] == ['Flag "A" & <B>', "</Label><Script>x</Script>"]
     assert not list(root.iter("Script"))
+
+
+def test_instructions_are_reflowed_into_paragraphs_and_escaped():
+    case = load_case(SEED_CASE)
+    paras = paragraphs(case.instructions)
+    assert paras[1].startswith("1. Draw a box") and paras[1].endswith("Box only what you can see in this frame.")
+    assert paras[2].startswith("2. For each claim")
+    html = instructions_html(parse_case(GOOD.replace("title: A test case", "title: '<b>x</b>'"), "x.yaml"))
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html

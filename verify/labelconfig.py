@@ -7,14 +7,16 @@ The XML is built with ElementTree, so any label or claim text is escaped, never 
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
+from html import escape
 
 from verify.case import VERDICT_CHOICES, Case
 
 IMAGE = "frame"
 NOTES = "notes"
 # Task data fields the config displays; push.build_task fills them.
-TASK_FIELDS = ("image", "source", "timestamp", "frame_key")
+TASK_FIELDS = ("image", "provenance", "timestamp", "frame_key")
 
 
 def claim_control(claim_id: str) -> str:
@@ -28,7 +30,7 @@ def build_config(case: Case) -> str:
     layout = ET.SubElement(root, "View", style="display: flex; gap: 1em; align-items: flex-start")
 
     left = ET.SubElement(layout, "View", style="flex: 3; min-width: 0")
-    ET.SubElement(left, "Header", value="$source", size="5")
+    ET.SubElement(left, "Header", value="$provenance", size="5")
     ET.SubElement(left, "Header", value="$timestamp", size="6")
     ET.SubElement(left, "Image", name=IMAGE, value="$image", zoom="true", zoomControl="true", rotateControl="false")
     for group in case.label_groups:
@@ -38,11 +40,8 @@ def build_config(case: Case) -> str:
             ET.SubElement(tool, "Label", value=label.value, background=label.color)
 
     right = ET.SubElement(layout, "View", style="flex: 2; min-width: 18em")
-    if case.instructions:
-        ET.SubElement(right, "Header", value="Instructions", size="5")
-        for paragraph in case.instructions.splitlines():
-            if paragraph.strip():
-                ET.SubElement(right, "Header", value=paragraph.strip(), size="6")
+    if case.instructions:  # in full behind the Instructions button; the first paragraph here
+        ET.SubElement(right, "Header", value=paragraphs(case.instructions)[0], size="6")
     ET.SubElement(right, "Header", value="Claims: what does this frame show?", size="5")
     for claim in case.claims:
         ET.SubElement(right, "Header", value=f"{claim.id}: {claim.text}", size="6")
@@ -58,6 +57,27 @@ def build_config(case: Case) -> str:
     )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
+
+
+def paragraphs(text: str) -> list[str]:
+    """Reflow hard-wrapped text: a blank line, or a line starting a numbered or bulleted item, starts a paragraph."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            out.append("")
+        elif not out or not out[-1] or re.match(r"^(\d+[.)]|[-*•])\s", line):
+            out.append(line)
+        else:
+            out[-1] += " " + line
+    return [p for p in out if p]
+
+
+def instructions_html(case: Case) -> str:
+    """The project's instructions (shown in Label Studio's Instructions dialog), escaped."""
+    body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs(case.instructions))
+    claims = "".join(f"<li><b>{escape(c.id)}</b>: {escape(c.text)}</li>" for c in case.claims)
+    return f"<h3>{escape(case.title)}</h3>{body}<p>Claims:</p><ul>{claims}</ul>"
 
 
 def check_config(xml: str, case: Case) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from html import escape
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from urllib.parse import quote
 
 from verify.case import Case
 from verify.errors import ServerError, VerifyError
-from verify.labelconfig import build_config, check_config
+from verify.labelconfig import build_config, check_config, instructions_html
 from verify.labelstudio import LabelStudioClient, batched, validate_config
 from verify.workspace import Workspace
 
@@ -57,7 +56,7 @@ def build_task(frame: dict[str, Any], video: dict[str, Any], image_url: str, wor
         "data": {
             "image": image_url,
             "frame_key": frame["key"],
-            "source": "Source: " + " · ".join(b for b in bits if b),
+            "provenance": "Source: " + " · ".join(b for b in bits if b),
             "timestamp": f"Frame at {timestamp(frame['t_ms'])} (shot {frame['shot'] + 1}) · video sha256 {video['sha256'][:16]}",
             "source_id": prov["source_id"],
             "video_sha256": video["sha256"],
@@ -95,7 +94,7 @@ def ensure_project(
             title=project_title(case),
             description=f"{case.summary}\n\n{MARKER}{ws.id} case:{case.id}",
             label_config=config,
-            instructions=_instructions_html(case),
+            instructions=instructions_html(case),
             maximum_annotations=case.review.reviewers_per_frame,
         )
         created = True
@@ -110,18 +109,12 @@ def ensure_project(
             )
         if server_sha != config_sha or project["maximum_annotations"] != case.review.reviewers_per_frame:
             client.update_project(project_id, label_config=config, maximum_annotations=case.review.reviewers_per_frame,
-                                  expert_instruction=_instructions_html(case))
+                                  expert_instruction=instructions_html(case))
     with ws.transaction():
         ws.set_meta("project_id", str(project_id))
         ws.set_meta("server_url", client.url)
         ws.set_meta("config_sha256", config_sha)
     return project_id, created
-
-
-def _instructions_html(case: Case) -> str:
-    paragraphs = "".join(f"<p>{escape(line)}</p>" for line in case.instructions.splitlines() if line.strip())
-    claims = "".join(f"<li><b>{escape(c.id)}</b>: {escape(c.text)}</li>" for c in case.claims)
-    return f"<h3>{escape(case.title)}</h3>{paragraphs}<p>Claims:</p><ul>{claims}</ul>"
 
 
 def stage_frames(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
