@@ -90,7 +90,8 @@ def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
     ]
     out = merge(CASE, [VIDEO], frames, anns)
     f1, f2, f3 = out["frames"]
-    assert f1["verdicts"]["taliban_flag_raised"] == {"verdict": "supports", "counts": {S: 2, C: 0, T: 0}, "answers": 2}
+    assert f1["verdicts"]["taliban_flag_raised"] == {"verdict": "supports", "counts": {S: 2, C: 0, T: 0}, "answers": 2,
+                                                     "by_reviewer": {"ana": S, "ben": S}}
     assert f1["verdicts"]["attack_repelled"]["verdict"] == "disputed"
     assert f2["verdicts"]["taliban_flag_raised"]["verdict"] == "pending"  # one answer, one skip
     assert f2["skipped_by"] == ["ben"]
@@ -103,7 +104,9 @@ def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
     assert claims["civilians_refused_passage"]["verdict"] == "unreviewed"  # no frame bears on it, none answered
     assert claims["civilians_refused_passage"]["frames"] == 0
     assert out["reviewers"]["ben"] == {"annotations": 2, "skipped": 1, "ground_truth": 0}
-    assert claims["taliban_flag_raised"]["agreement"] == {"frames_with_2plus": 2, "unanimous": 1, "percent": 50.0}
+    agreement = claims["taliban_flag_raised"]["agreement"]
+    assert (agreement["frames_with_2plus"], agreement["unanimous"], agreement["percent"]) == (2, 1, 50.0)
+    assert agreement["pairs"] == [{"reviewers": ["ana", "ben"], "frames": 2, "percent": 50.0}]
 
 
 def test_an_unreviewed_reupload_frame_takes_its_originals_verdict():
@@ -158,3 +161,51 @@ def test_recorded_export_from_a_real_server_parses_and_merges():
     assert out["unknown_labels"] == {"Old label": 1}
     adjudicated = [f for f in out["frames"] if f["verdicts"]["militants_beside_pakistani_guards"]["verdict"].startswith("adjudicated")]
     assert len(adjudicated) == 1
+
+
+KRIPPENDORFF_CASES = [
+    ("perfect agreement with variation", [[S, S], [C, C], [T, T], [S, S, S]]),
+    ("total disagreement", [[S, C], [C, S], [S, C]]),
+    ("mixed, three coders, missing values", [[S, S, C], [C, C], [T, T, T], [S, C, T], [S], [C, C, C]]),
+    ("Krippendorff's textbook shape", [[S, S, S], [C, C, C], [T, T, T], [S, C, C], [T, T], [S, S, T], [C, C, S], [T, S, T]]),
+]
+
+
+@pytest.mark.parametrize("units", [u for _, u in KRIPPENDORFF_CASES], ids=[n for n, _ in KRIPPENDORFF_CASES])
+def test_krippendorff_alpha_matches_the_reference_implementation(units):
+    import krippendorff
+    import numpy as np
+
+    from verify.merge import krippendorff_alpha
+
+    codes = {S: 0, C: 1, T: 2}
+    coders = max(len(u) for u in units)
+    data = np.full((coders, len(units)), np.nan)
+    for j, unit in enumerate(units):
+        for i, value in enumerate(unit):
+            data[i, j] = codes[value]
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    assert krippendorff_alpha(units) == pytest.approx(expected, abs=1e-4)
+
+
+def test_krippendorff_alpha_is_undefined_without_variation_or_pairs():
+    from verify.merge import krippendorff_alpha
+
+    assert krippendorff_alpha([[S, S], [S, S, S]]) is None
+    assert krippendorff_alpha([[S], [C]]) is None
+    assert krippendorff_alpha([]) is None
+
+
+def test_unknown_labels_policy():
+    from verify.errors import VerifyError
+
+    frames = [_frame("f1")]
+    anns = [_ann(1, "ana", "f1", [_rect("Old label", 1, 1), _rect("Taliban flag", 50, 50)])]
+    ignored = merge(CASE, [VIDEO], frames, anns)
+    assert [b["label"] for b in ignored["frames"][0]["boxes"]] == ["Taliban flag"]
+    assert ignored["unknown_labels"] == {"Old label": 1} and ignored["unknown_label_policy"] == "ignore"
+    kept = merge(CASE, [VIDEO], frames, anns, unknown_labels="keep")
+    assert sorted(b["label"] for b in kept["frames"][0]["boxes"]) == ["Old label", "Taliban flag"]
+    assert [b["unknown"] for b in kept["frames"][0]["boxes"] if b["label"] == "Old label"] == [True]
+    with pytest.raises(VerifyError, match="labels that are not in the case: 'Old label' \\(1\\)"):
+        merge(CASE, [VIDEO], frames, anns, unknown_labels="fail")

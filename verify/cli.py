@@ -69,6 +69,14 @@ def connection_options(func: Callable) -> Callable:
     return func
 
 
+def unknown_labels_option(func: Callable) -> Callable:
+    return click.option(
+        "--unknown-labels", type=click.Choice(["ignore", "keep", "fail"]), default="ignore", show_default=True,
+        help="Boxes whose label the case no longer defines: ignore them (they are counted in the report), "
+             "keep them in the merge, or fail.",
+    )(func)
+
+
 def connect(url: str | None, api_key: str | None):
     """A client for the given server, or for the local one when nothing is given."""
     from verify import server
@@ -313,24 +321,26 @@ def _pull(ws, client):
 
 
 @main.command()
+@unknown_labels_option
 @click.pass_obj
 @run
-def merge(ctx: Context) -> None:
+def merge(ctx: Context, unknown_labels: str) -> None:
     """Merge the pulled annotations into verdicts per frame, video and claim; write reports/verdicts.json.
 
     Example: verify merge
     """
     ws = ctx.open()
     with ws.lock():
-        _merge(ws)
+        _merge(ws, unknown_labels)
 
 
-def _merge(ws):
+def _merge(ws, unknown_labels="ignore"):
     from verify.merge import merge as merge_verdicts
     from verify.workspace import atomic_write
 
     project = ws.get_meta("project_id")
-    result = merge_verdicts(ws.case, ws.videos(), ws.frames(), ws.annotations(), ws.tasks(int(project)) if project else {})
+    result = merge_verdicts(ws.case, ws.videos(), ws.frames(), ws.annotations(),
+                            ws.tasks(int(project)) if project else {}, unknown_labels)
     atomic_write(ws.path("reports") / "verdicts.json", json.dumps(result, indent=2, ensure_ascii=False).encode())
     for claim in result["claims"]:
         agree = claim["agreement"]["percent"]
@@ -343,22 +353,23 @@ def _merge(ws):
 @click.option("--format", "formats", type=click.Choice(["html", "md", "json"]), multiple=True,
               help="Report format (repeatable; default: all three).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write to (default: WORKSPACE/reports).")
+@unknown_labels_option
 @click.pass_obj
 @run
-def report(ctx: Context, formats: tuple[str, ...], out: str | None) -> None:
+def report(ctx: Context, formats: tuple[str, ...], out: str | None, unknown_labels: str) -> None:
     """Write the verification report (HTML, Markdown, JSON).
 
     Example: verify report --format html
     """
     ws = ctx.open()
     with ws.lock():
-        _report(ws, formats, out)
+        _report(ws, formats, out, unknown_labels)
 
 
-def _report(ws, formats=(), out=None):
+def _report(ws, formats=(), out=None, unknown_labels="ignore"):
     from verify.report import FORMATS, write_reports
 
-    written = write_reports(ws, tuple(formats) or FORMATS, Path(out) if out else None)
+    written = write_reports(ws, tuple(formats) or FORMATS, Path(out) if out else None, unknown_labels)
     for fmt, path in written.items():
         click.echo(f"{fmt:<4} report: {path}")
     return written
@@ -367,9 +378,10 @@ def _report(ws, formats=(), out=None):
 @main.command()
 @connection_options
 @click.option("--include-duplicates", is_flag=True, help="Also send frames linked to another source's frame for review.")
+@unknown_labels_option
 @click.pass_obj
 @run
-def sync(ctx: Context, url, api_key, files_root, include_duplicates) -> None:
+def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_labels) -> None:
     """Push new frames, pull annotations, merge, and write the reports, in one go.
 
     Example: verify sync
@@ -379,8 +391,8 @@ def sync(ctx: Context, url, api_key, files_root, include_duplicates) -> None:
         client = connect(url or ws.get_meta("server_url"), api_key)
         _push(ws, client, files_root_for(client, files_root), include_duplicates)
         _pull(ws, client)
-        _merge(ws)
-        _report(ws)
+        _merge(ws, unknown_labels)
+        _report(ws, unknown_labels=unknown_labels)
 
 
 @main.command()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from verify.case import VERDICT_CHOICES, Case
+from verify.errors import VerifyError
 from verify.labelconfig import NOTES, claim_control
 
 RULES = [
@@ -58,8 +59,15 @@ class Review:
     unknown_labels: list[str] = field(default_factory=list)
 
 
-def decode(annotation: dict[str, Any], case: Case) -> Review:
-    """Decode one annotation record (from ``pull.parse_export``) against the case's config."""
+UNKNOWN_LABEL_POLICIES = ("ignore", "keep", "fail")
+
+
+def decode(annotation: dict[str, Any], case: Case, keep_unknown: bool = False) -> Review:
+    """Decode one annotation record (from ``pull.parse_export``) against the case's config.
+
+    Boxes whose label the case does not define are listed in ``unknown_labels``; with
+    ``keep_unknown`` they are also kept as boxes, marked ``unknown``.
+    """
     review = Review(
         annotation_id=annotation["id"], reviewer=annotation["reviewer"], frame_key=annotation["frame_key"],
         skipped=bool(annotation["was_cancelled"]), ground_truth=bool(annotation["ground_truth"]),
@@ -77,10 +85,12 @@ def decode(annotation: dict[str, Any], case: Case) -> Review:
             review.notes.extend(t for t in value.get("text", []) if isinstance(t, str) and t.strip())
         elif kind == "rectanglelabels":
             for label in value.get("rectanglelabels", []):
+                box = _box(value, item, label)
                 if label not in known:
                     review.unknown_labels.append(label)
-                    continue
-                box = _box(value, item, label)
+                    if not keep_unknown:
+                        continue
+                    box["unknown"] = True
                 signature = (label, box["x"], box["y"], box["width"], box["height"])
                 if signature not in seen_boxes:  # one drag can produce two identical regions
                     seen_boxes.add(signature)
@@ -158,23 +168,38 @@ def merge_boxes(reviews: list[Review]) -> list[dict[str, Any]]:
             else:
                 groups.append({"label": box["label"], "box": dict(box), "members": [box], "reviewers": [review.reviewer]})
     return [{"label": g["label"], **{k: g["box"][k] for k in ("x", "y", "width", "height", "rotation")},
-             "reviewers": sorted(g["reviewers"]), "drawn_by": len(g["reviewers"])} for g in groups]
+             "reviewers": sorted(g["reviewers"]), "drawn_by": len(g["reviewers"]),
+             **({"unknown": True} if g["members"][0].get("unknown") else {})} for g in groups]
 
 
 def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
-          annotations: list[dict[str, Any]], tasks: dict[str, int] | None = None) -> dict[str, Any]:
+          annotations: list[dict[str, Any]], tasks: dict[str, int] | None = None,
+          unknown_labels: str = "ignore") -> dict[str, Any]:
     """Merge every annotation into frame, video and claim verdicts (pure).
 
+    ``unknown_labels``: what to do with boxes whose label the case does not define:
+    "ignore" (count and report them), "keep" (merge them too, marked) or "fail".
     Returns a JSON-ready dict: ``frames``, ``videos``, ``claims``, ``reviewers``, ``rules``,
     ``unknown_labels``.
+
+    Raises:
+        VerifyError: with "fail", when an annotation uses a label the case does not define.
     """
+    if unknown_labels not in UNKNOWN_LABEL_POLICIES:
+        raise ValueError(f"unknown_labels must be one of {UNKNOWN_LABEL_POLICIES}")
     tasks = tasks or {}
     by_frame: dict[str, list[Review]] = defaultdict(list)
     unknown: Counter[str] = Counter()
     for annotation in annotations:
-        review = decode(annotation, case)
+        review = decode(annotation, case, keep_unknown=unknown_labels == "keep")
         by_frame[review.frame_key].append(review)
         unknown.update(review.unknown_labels)
+    if unknown and unknown_labels == "fail":
+        listed = ", ".join(f"{label!r} ({n})" for label, n in sorted(unknown.items()))
+        raise VerifyError(
+            f"annotations use labels that are not in the case: {listed}; add them to the case file, "
+            "or choose --unknown-labels keep or ignore"
+        )
     video_by_sha = {v["sha256"]: v for v in videos}
     claim_ids = [c.id for c in case.claims]
 
@@ -189,11 +214,12 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
         lead = [r for r in reviews if r.ground_truth and not r.skipped]
         verdicts = {}
         for claim_id in claim_ids:
-            answers = [r.answers[claim_id] for r in done if claim_id in r.answers]
+            by_reviewer = {r.reviewer: r.answers[claim_id] for r in done if claim_id in r.answers}
+            answers = list(by_reviewer.values())
             counts = {k: answers.count(k) for k in VERDICT_CHOICES}
             verdict = frame_verdict(answers, case.review.min_reviewers)
             lead_answer = next((r.answers[claim_id] for r in lead if claim_id in r.answers), None)
-            entry = {"verdict": verdict, "counts": counts, "answers": len(answers)}
+            entry = {"verdict": verdict, "counts": counts, "answers": len(answers), "by_reviewer": by_reviewer}
             if lead_answer:
                 entry.update(verdict=f"adjudicated:{_FRAME_TO_ANSWER[lead_answer]}", vote=verdict,
                              adjudicated_by=next(r.reviewer for r in lead if claim_id in r.answers))
@@ -268,14 +294,62 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
         "claims": claim_out,
         "reviewers": dict(sorted(reviewers.items())),
         "unknown_labels": dict(unknown),
+        "unknown_label_policy": unknown_labels,
         "rules": RULES,
         "min_reviewers": case.review.min_reviewers,
     }
 
 
 def _agreement(frames: list[dict[str, Any]], claim_id: str) -> dict[str, Any]:
-    """Raw agreement on a claim: share of frames with 2+ answers where every answer is the same."""
-    multi = [f["verdicts"][claim_id]["counts"] for f in frames if f["verdicts"][claim_id]["answers"] >= 2]
-    unanimous = sum(1 for counts in multi if sum(1 for n in counts.values() if n) == 1)
-    return {"frames_with_2plus": len(multi), "unanimous": unanimous,
-            "percent": round(100 * unanimous / len(multi), 1) if multi else None}
+    """Agreement on one claim's question over the frames with 2+ answers.
+
+    ``percent``: share of those frames where every answer is the same. ``alpha``:
+    Krippendorff's alpha for nominal data (None when undefined: fewer than two answered
+    frames' worth of pairable values, or every answer identical). ``pairs``: per reviewer
+    pair, the frames both answered and the share where they gave the same answer.
+    """
+    units = [f["verdicts"][claim_id]["by_reviewer"] for f in frames if f["verdicts"][claim_id]["answers"] >= 2]
+    unanimous = sum(1 for unit in units if len(set(unit.values())) == 1)
+    pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for unit in units:
+        names = sorted(unit)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                pairs[(a, b)][0] += 1
+                pairs[(a, b)][1] += unit[a] == unit[b]
+    return {
+        "frames_with_2plus": len(units),
+        "unanimous": unanimous,
+        "percent": round(100 * unanimous / len(units), 1) if units else None,
+        "alpha": krippendorff_alpha([list(u.values()) for u in units]),
+        "pairs": [{"reviewers": [a, b], "frames": n, "percent": round(100 * same / n, 1)}
+                  for (a, b), (n, same) in sorted(pairs.items())],
+    }
+
+
+def krippendorff_alpha(units: list[list[str]]) -> float | None:
+    """Krippendorff's alpha for nominal data; each unit is the list of values coders gave one item.
+
+    Units with fewer than two values are not pairable and are left out. Returns None when
+    alpha is undefined (no pairable values, or no variation at all).
+    """
+    coincidence: Counter[tuple[str, str]] = Counter()
+    for values in units:
+        m = len(values)
+        if m < 2:
+            continue
+        for i, c in enumerate(values):
+            for j, k in enumerate(values):
+                if i != j:
+                    coincidence[(c, k)] += 1 / (m - 1)
+    totals: Counter[str] = Counter()
+    for (c, _), weight in coincidence.items():
+        totals[c] += weight
+    n = sum(totals.values())
+    if n <= 1:
+        return None
+    observed = sum(w for (c, k), w in coincidence.items() if c != k)
+    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k) / (n - 1)
+    if expected == 0:
+        return None
+    return round(1 - observed / expected, 4)

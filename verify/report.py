@@ -43,7 +43,7 @@ def safe_url(url: Any) -> str | None:
     return url if is_web_url(url) else None
 
 
-def build_report(ws: Workspace) -> dict[str, Any]:
+def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any]:
     """Collect the workspace's state and its merged verdicts into the report model."""
     case: Case = ws.case
     videos = ws.videos()
@@ -51,7 +51,7 @@ def build_report(ws: Workspace) -> dict[str, Any]:
     annotations = ws.annotations()
     project = ws.get_meta("project_id")
     tasks = ws.tasks(int(project)) if project else {}
-    merged = merge(case, videos, frames, annotations, tasks)
+    merged = merge(case, videos, frames, annotations, tasks, unknown_labels)
     frames_by_key = {f["key"]: f for f in merged["frames"]}
     for f in merged["frames"]:
         f["timestamp"] = timestamp(f["t_ms"])
@@ -123,6 +123,7 @@ def build_report(ws: Workspace) -> dict[str, Any]:
         "frames": merged["frames"],
         "reviewers": merged["reviewers"],
         "unknown_labels": merged["unknown_labels"],
+        "unknown_label_policy": merged["unknown_label_policy"],
         "method": {
             "rules": merged["rules"],
             "min_reviewers": case.review.min_reviewers,
@@ -207,9 +208,10 @@ def _corners(box: dict[str, Any], w: int, h: int) -> list[tuple[float, float]]:
     return [(x + dx * cos - dy * sin, y + dx * sin + dy * cos) for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
 
 
-def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Path | None = None) -> dict[str, Path]:
+def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Path | None = None,
+                  unknown_labels: str = "ignore") -> dict[str, Path]:
     """Build the model and write the requested formats; return format → path."""
-    model = build_report(ws)
+    model = build_report(ws, unknown_labels)
     out_dir = out_dir or ws.path("reports")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
