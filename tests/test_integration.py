@@ -207,3 +207,38 @@ def test_the_api_key_never_reaches_the_workspace(loop):
     for path in loop["ws"].rglob("*"):
         if path.is_file():
             assert key not in path.read_bytes(), path
+
+
+def test_a_lead_decides_a_disputed_frame(loop, label_studio):
+    env = loop["env"]
+    run(env, "reviewers", "add", "lead@desk.example", "--password", "lead-pass-5521z")
+    sent = run(env, "adjudicate", "--lead", "lead@desk.example")
+    assert "1 disputed frames; 1 newly sent" in sent.output
+    again = run(env, "adjudicate", "--lead", "lead@desk.example")
+    assert "1 disputed frames; 0 newly sent" in again.output
+    ws_meta = json.loads(run(env, "status", "--json").output)
+    project = int(next(l for l in sent.output.splitlines() if "adjudication project" in l).split()[-1])
+    tasks = _tasks(loop["url"], loop["admin"], project)
+    assert [t["data"]["frame_key"] for t in tasks] == [loop["plan"]["militants"]]
+    assert "militants_beside_pakistani_guards (ana@desk.example: Supports, ben@desk.example: Contradicts)" in tasks[0]["data"]["dispute"]
+    lead = user_token(loop["url"], "lead@desk.example", "lead-pass-5521z")
+    ana = user_token(loop["url"], "ana@desk.example", REVIEWERS["ana@desk.example"])
+    result = [{"type": "choices", "from_name": "claim_militants_beside_pakistani_guards", "to_name": "frame",
+               "value": {"choices": ["Supports"]}}]
+    for token, choice in ((lead, "Supports"), (ana, "Contradicts")):  # ana is not the lead: ignored
+        answer = httpx.post(f"{loop['url']}/api/tasks/{tasks[0]['id']}/annotations/", headers={"Authorization": f"Token {token}"},
+                            json={"result": [{**result[0], "value": {"choices": [choice]}}]}, timeout=60)
+        assert answer.status_code == 201, answer.text
+    synced = run(env, "sync")
+    assert "pulled 1 lead decisions from the adjudication project (1 annotations there by others than the lead ignored)" in synced.output
+    report = json.loads((loop["ws"] / "reports" / "report.json").read_text())
+    frame = next(f for f in report["frames"] if f["key"] == loop["plan"]["militants"])
+    verdict = frame["verdicts"]["militants_beside_pakistani_guards"]
+    assert verdict["verdict"] == "adjudicated:supports" and verdict["vote"] == "disputed"
+    assert verdict["adjudicated_by"] == "lead@desk.example"
+    claims = {c["id"]: c for c in report["claims"]}
+    assert claims["militants_beside_pakistani_guards"]["verdict"] == "supported"
+    assert report["method"]["adjudication"]["lead"] == "lead@desk.example"
+    html = (loop["ws"] / "reports" / "report.html").read_text()
+    assert "adjudicated" in html and "lead@desk.example" in html
+    assert ws_meta["frames"] > 0

@@ -317,6 +317,9 @@ def _pull(ws, client):
     result = pull_annotations(ws, client)
     click.echo(f"pulled {result.annotations} annotations ({result.skipped} skips) by {result.reviewers} reviewers "
                f"on {result.tasks} tasks → {result.export_file}")
+    if ws.get_meta("adjudication_project_id"):
+        click.echo(f"pulled {result.lead_decisions} lead decisions from the adjudication project"
+                   + (f" ({result.ignored} annotations there by others than the lead ignored)" if result.ignored else ""))
     return result
 
 
@@ -347,6 +350,29 @@ def _merge(ws, unknown_labels="ignore"):
         click.echo(f"{claim['id']:<36} {claim['verdict']:<13} reviewed {claim['reviewed_frames']}/{claim['frames']} frames"
                    + (f", {agree}% unanimous" if agree is not None else ""))
     return result
+
+
+@main.command()
+@connection_options
+@click.option("--lead", default=None, help="Email of the lead reviewer whose answers decide (default: anyone who annotates the adjudication project).")
+@click.pass_obj
+@run
+def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None) -> None:
+    """Send the frames reviewers disagree on to a lead reviewer (an adjudication project).
+
+    The lead's answers, pulled by `verify pull` or `verify sync`, decide those frames; the
+    report shows the decision and the reviewers' vote.
+
+    Example: verify adjudicate --lead editor@desk.example
+    """
+    from verify.adjudicate import adjudicate as send_disputes
+
+    ws = ctx.open()
+    with ws.lock():
+        client = connect(url or ws.get_meta("server_url"), api_key)
+        result = send_disputes(ws, client, files_root_for(client, files_root), lead)
+    click.echo(f"{result.disputed} disputed frames; {result.imported} newly sent to adjudication project {result.project_id}")
+    click.echo(f"the lead{' ' + lead if lead else ''} decides at {result.project_url}")
 
 
 @main.command()

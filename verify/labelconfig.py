@@ -24,14 +24,19 @@ def claim_control(claim_id: str) -> str:
     return f"claim_{claim_id}"
 
 
-def build_config(case: Case) -> str:
-    """Return the labeling config XML for ``case``."""
+def build_config(case: Case, adjudication: bool = False) -> str:
+    """Return the labeling config XML for ``case``.
+
+    The adjudication variant also shows the task's ``dispute`` field: who answered what.
+    """
     root = ET.Element("View")
     layout = ET.SubElement(root, "View", style="display: flex; gap: 1em; align-items: flex-start")
 
     left = ET.SubElement(layout, "View", style="flex: 3; min-width: 0")
     ET.SubElement(left, "Header", value="$provenance", size="5")
     ET.SubElement(left, "Header", value="$timestamp", size="6")
+    if adjudication:
+        ET.SubElement(left, "Header", value="$dispute", size="6")
     ET.SubElement(left, "Image", name=IMAGE, value="$image", zoom="true", zoomControl="true", rotateControl="false")
     for group in case.label_groups:
         ET.SubElement(left, "Header", value=group.title, size="6")
@@ -73,9 +78,16 @@ def paragraphs(text: str) -> list[str]:
     return [p for p in out if p]
 
 
-def instructions_html(case: Case) -> str:
+ADJUDICATION_NOTE = (
+    "Lead review: reviewers disagreed on this frame (their answers are shown above the image). "
+    "Your answers decide; the report shows both your decision and the reviewers' vote."
+)
+
+
+def instructions_html(case: Case, adjudication: bool = False) -> str:
     """The project's instructions (shown in Label Studio's Instructions dialog), escaped."""
-    body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs(case.instructions))
+    lead = [ADJUDICATION_NOTE] if adjudication else []
+    body = "".join(f"<p>{escape(p)}</p>" for p in lead + paragraphs(case.instructions))
     claims = "".join(f"<li><b>{escape(c.id)}</b>: {escape(c.text)}</li>" for c in case.claims)
     return f"<h3>{escape(case.title)}</h3>{body}<p>Claims:</p><ul>{claims}</ul>"
 

@@ -27,6 +27,8 @@ class PullResult:
     annotations: int
     skipped: int
     reviewers: int
+    lead_decisions: int = 0
+    ignored: int = 0  # annotations in the adjudication project by someone other than the lead
 
 
 def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[dict[str, Any]]:
@@ -62,7 +64,7 @@ def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[dic
 
 
 def pull(ws: Workspace, client: LabelStudioClient) -> PullResult:
-    """Export the project's annotations into the workspace.
+    """Export the project's annotations (and the lead's, from the adjudication project) into the workspace.
 
     Raises:
         VerifyError: nothing has been pushed from this workspace yet.
@@ -73,7 +75,24 @@ def pull(ws: Workspace, client: LabelStudioClient) -> PullResult:
         raise VerifyError("nothing to pull: this workspace has no Label Studio project yet; run `verify push` first")
     if ws.get_meta("server_url") != client.url:
         raise VerifyError(f"this workspace's project is on {ws.get_meta('server_url')}, not {client.url}; pass --url {ws.get_meta('server_url')}")
-    project_id = int(project)
+    users = {u["id"]: u["email"] or u["username"] for u in client.users()}
+    result = _pull_project(ws, client, int(project), users)
+    adjudication = ws.get_meta("adjudication_project_id")
+    if adjudication:
+        lead = ws.get_meta("adjudication_lead")
+        decisions = _pull_project(ws, client, int(adjudication), users, lead=lead or "")
+        result.lead_decisions = decisions.annotations
+        result.ignored = decisions.ignored
+    return result
+
+
+def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, users: dict[int, str],
+                  lead: str | None = None) -> PullResult:
+    """Archive one project's export and replace its annotations in the workspace.
+
+    With ``lead`` (the adjudication project): annotations are ground truth; when ``lead`` is
+    an email, only that user's count and the others are ignored.
+    """
     raw = client.export_json(project_id)
     try:
         tasks = json.loads(raw)
@@ -85,8 +104,12 @@ def pull(ws: Workspace, client: LabelStudioClient) -> PullResult:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"exports/{stamp}-project{project_id}-{sha[:12]}.json"
     atomic_write(ws.path(name), raw, mode=0o444)
-    users = {u["id"]: u["email"] or u["username"] for u in client.users()}
     records = parse_export(tasks, users)
+    ignored = 0
+    if lead is not None:
+        kept = [r for r in records if not lead or r["reviewer"] == lead]
+        ignored = len(records) - len(kept)
+        records = [{**r, "ground_truth": True} for r in kept]
     with ws.transaction() as db:
         db.execute("DELETE FROM annotations WHERE project_id = ?", (project_id,))
         db.executemany(
@@ -102,4 +125,5 @@ def pull(ws: Workspace, client: LabelStudioClient) -> PullResult:
     return PullResult(
         export_file=name, sha256=sha, tasks=len(tasks), annotations=len(records),
         skipped=sum(r["was_cancelled"] for r in records), reviewers=len({r["reviewer_id"] for r in records}),
+        ignored=ignored,
     )

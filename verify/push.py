@@ -66,24 +66,41 @@ def build_task(frame: dict[str, Any], video: dict[str, Any], image_url: str, wor
     }
 
 
-def project_title(case: Case) -> str:
-    return case.title[:50]  # Label Studio's limit
+@dataclass(frozen=True)
+class Role:
+    """A Label Studio project that verify keeps for a workspace."""
+
+    meta: str  # workspace meta key holding the project id
+    config_meta: str  # workspace meta key holding the sha256 of the config verify last set
+    marker: str  # written into the project description, to find the project again
+    suffix: str  # appended to the case title
+    adjudication: bool
+
+
+REVIEW = Role("project_id", "config_sha256", MARKER, "", False)
+ADJUDICATION = Role("adjudication_project_id", "adjudication_config_sha256", "verify-adjudication:", " (adjudication)", True)
+
+
+def project_title(case: Case, role: Role = REVIEW) -> str:
+    return case.title[: 50 - len(role.suffix)] + role.suffix  # Label Studio allows 50 characters
 
 
 def ensure_project(
-    ws: Workspace, client: LabelStudioClient, new_project: bool = False, reset_config: bool = False
+    ws: Workspace, client: LabelStudioClient, new_project: bool = False, reset_config: bool = False,
+    role: Role = REVIEW,
 ) -> tuple[int, bool]:
-    """Find the workspace's project on the server, or create it; return (id, created)."""
+    """Find the workspace's project (of this role) on the server, or create it; return (id, created)."""
     case = ws.case
-    config = build_config(case)
+    config = build_config(case, adjudication=role.adjudication)
     check_config(config, case)
     validate_config(config)
     config_sha = hashlib.sha256(config.encode()).hexdigest()
-    stored = ws.get_meta("project_id")
+    per_task = 1 if role.adjudication else case.review.reviewers_per_frame
+    stored = ws.get_meta(role.meta)
     same_server = ws.get_meta("server_url") == client.url
     project_id = int(stored) if stored and same_server and not new_project else None
     if project_id is None and not new_project:
-        found = client.find_projects(MARKER + ws.id)
+        found = client.find_projects(role.marker + ws.id)
         if len(found) > 1:
             ids = ", ".join(str(p["id"]) for p in found)
             raise ServerError(f"{client.url}: projects {ids} all belong to this workspace; delete the extra ones in Label Studio")
@@ -91,30 +108,55 @@ def ensure_project(
     created = False
     if project_id is None:
         project_id = client.create_project(
-            title=project_title(case),
-            description=f"{case.summary}\n\n{MARKER}{ws.id} case:{case.id}",
+            title=project_title(case, role),
+            description=f"{case.summary}\n\n{role.marker}{ws.id} case:{case.id}",
             label_config=config,
-            instructions=instructions_html(case),
-            maximum_annotations=case.review.reviewers_per_frame,
+            instructions=instructions_html(case, role.adjudication),
+            maximum_annotations=per_task,
         )
         created = True
     else:
         project = client.get_project(project_id)
         server_sha = hashlib.sha256((project["label_config"] or "").encode()).hexdigest()
-        edited_on_server = server_sha not in (config_sha, ws.get_meta("config_sha256"))
+        edited_on_server = server_sha not in (config_sha, ws.get_meta(role.config_meta))
         if edited_on_server and not reset_config:
             raise ServerError(
                 f"{client.url}: the labeling config of project {project_id} was changed on the server since verify pushed it; "
                 "put the change into the case file, or run `verify push --reset-config` to replace it with the case's config"
             )
-        if server_sha != config_sha or project["maximum_annotations"] != case.review.reviewers_per_frame:
-            client.update_project(project_id, label_config=config, maximum_annotations=case.review.reviewers_per_frame,
-                                  expert_instruction=instructions_html(case))
+        if server_sha != config_sha or project["maximum_annotations"] != per_task:
+            client.update_project(project_id, label_config=config, maximum_annotations=per_task,
+                                  expert_instruction=instructions_html(case, role.adjudication))
     with ws.transaction():
-        ws.set_meta("project_id", str(project_id))
+        ws.set_meta(role.meta, str(project_id))
         ws.set_meta("server_url", client.url)
-        ws.set_meta("config_sha256", config_sha)
+        ws.set_meta(role.config_meta, config_sha)
     return project_id, created
+
+
+def import_missing(
+    client: LabelStudioClient, project_id: int, frames: list[dict[str, Any]],
+    make_task: Callable[[dict[str, Any]], dict[str, Any]], progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, int], int]:
+    """Import the frames that are not yet tasks of the project; return (key → task id, number imported).
+
+    Imports go in batches with the SDK's retries off; when an import's outcome is unclear the
+    project is listed again, and only a batch that is really missing makes it fail.
+    """
+    existing = client.task_keys(project_id)
+    missing = [f for f in frames if f["key"] not in existing]
+    for batch in batched(missing):
+        try:
+            client.import_tasks(project_id, [make_task(f) for f in batch])
+        except ServerError:
+            existing = client.task_keys(project_id)
+            if not all(f["key"] in existing for f in batch):
+                raise
+        if progress:
+            progress(len(batch))
+    if missing:
+        existing = client.task_keys(project_id)
+    return existing, len(missing)
 
 
 def stage_frames(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
@@ -164,22 +206,9 @@ def push(
     folder, urls = stage_frames(ws, wanted, files_root)
     client.ensure_local_storage(project_id, str(folder))
 
-    existing = client.task_keys(project_id)
-    missing = [f for f in wanted if f["key"] not in existing]
-    imported = 0
-    for batch in batched(missing):
-        tasks = [build_task(f, videos[f["video_sha256"]], urls[f["key"]], ws.id) for f in batch]
-        try:
-            client.import_tasks(project_id, tasks)
-        except ServerError:
-            # The import may or may not have been stored: look before doing anything else.
-            existing = client.task_keys(project_id)
-            if not all(f["key"] in existing for f in batch):
-                raise
-        imported += len(batch)
-        if progress:
-            progress(len(batch))
-    existing = client.task_keys(project_id) if missing else existing
+    existing, imported = import_missing(
+        client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], ws.id), progress
+    )
     with ws.transaction() as db:
         db.execute("DELETE FROM tasks WHERE project_id != ?", (project_id,))
         db.executemany(
@@ -191,7 +220,7 @@ def push(
         project_url=f"{client.url}/projects/{project_id}/data",
         created_project=created,
         frames=len(frames),
-        already_there=len(wanted) - len(missing),
+        already_there=len(wanted) - imported,
         imported=imported,
         skipped_duplicates=len(frames) - len(wanted),
     )

@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 
 from verify import __version__
-from verify.case import Case, is_web_url
+from verify.case import VERDICT_CHOICES, Case, is_web_url
 from verify.merge import merge
 from verify.push import timestamp
 from verify.workspace import Workspace, atomic_write, now_utc
@@ -62,7 +62,8 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
             f = frames_by_key[key]
             v = f["verdicts"][claim_id]
             out.append({"frame_key": key, "source_id": f["source_id"], "timestamp": f["timestamp"], "t_ms": f["t_ms"],
-                        "verdict": v["verdict"], "counts": v["counts"], "reviewers": f["reviewers"],
+                        "verdict": v["verdict"], "counts": v["counts"], "by_reviewer": v["by_reviewer"],
+                        "adjudicated_by": v.get("adjudicated_by"), "vote": v.get("vote"),
                         "inherited_from": f["duplicate_of"] if not v["answers"] and f["duplicate_of"] else None})
         return out
 
@@ -130,7 +131,12 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
             "reviewers_per_frame": case.review.reviewers_per_frame,
             "extractor": frames[0]["extractor"] if frames else None,
             "label_studio": {"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
-            "built_from_export": exports[-1] if exports else None,
+            "built_from_export": next((e for e in reversed(exports) if str(e["project_id"]) == project), None),
+            "adjudication": {
+                "project_id": int(adj) if (adj := ws.get_meta("adjudication_project_id")) else None,
+                "lead": ws.get_meta("adjudication_lead"),
+                "export": next((e for e in reversed(exports) if adj and str(e["project_id"]) == adj), None),
+            },
             "exports_pulled": len(exports),
         },
     }
@@ -165,6 +171,7 @@ def _environment(markdown: bool = False) -> Environment:
     env.filters["md"] = md_escape
     env.filters["safe_url"] = safe_url
     env.filters["verdict"] = lambda v: VERDICT_TEXT.get(v, v.replace("adjudicated:", "adjudicated: ") if v else "")
+    env.filters["answer"] = lambda a: VERDICT_CHOICES.get(a, a)
     env.filters["vclass"] = lambda v: (v or "").replace("adjudicated:", "").replace(" ", "-")
     return env
 

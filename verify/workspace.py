@@ -237,10 +237,12 @@ class Workspace:
         return dict(rows.fetchall())
 
     def annotations(self) -> list[dict[str, Any]]:
-        project = self.get_meta("project_id")
-        if project is None:
+        """The pulled annotations of the review project and of the adjudication project (lead decisions)."""
+        projects = [int(p) for p in (self.get_meta("project_id"), self.get_meta("adjudication_project_id")) if p]
+        if not projects:
             return []
-        rows = self.db.execute("SELECT * FROM annotations WHERE project_id = ? ORDER BY task_id, id", (int(project),))
+        marks = ",".join("?" * len(projects))
+        rows = self.db.execute(f"SELECT * FROM annotations WHERE project_id IN ({marks}) ORDER BY project_id, task_id, id", projects)
         return [_decode(row, "result") for row in rows.fetchall()]
 
     def exports(self) -> list[dict[str, Any]]:
