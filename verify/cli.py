@@ -376,8 +376,8 @@ def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None) -> None
 
 
 @main.command()
-@click.option("--format", "formats", type=click.Choice(["html", "md", "json"]), multiple=True,
-              help="Report format (repeatable; default: all three).")
+@click.option("--format", "formats", type=click.Choice(["html", "md", "json", "pdf"]), multiple=True,
+              help="Report format (repeatable; default: html, md and json; pdf needs Chromium).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write to (default: WORKSPACE/reports).")
 @unknown_labels_option
 @click.pass_obj

@@ -11,11 +11,14 @@ reviewer or a video. Only http(s) links are ever rendered as links.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import math
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +27,15 @@ from PIL import Image, ImageDraw
 
 from verify import __version__
 from verify.case import VERDICT_CHOICES, Case, is_web_url
+from verify.errors import VerifyError
 from verify.merge import merge
 from verify.push import timestamp
 from verify.workspace import Workspace, atomic_write, now_utc
 
 SCHEMA = "verify.report/1"
-FORMATS = ("html", "md", "json")
+FORMATS = ("html", "md", "json")  # the default set; "pdf" is optional (needs Chromium)
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions")
 VERDICT_TEXT = {
     "supported": "Supported", "contradicted": "Contradicted", "disputed": "Disputed",
     "inconclusive": "Inconclusive", "pending": "Pending (reviews missing)", "unreviewed": "Unreviewed",
@@ -235,12 +241,40 @@ def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Pa
             images[key] = f"report-assets/{key}.jpg"
         written["md"] = out_dir / "report.md"
         atomic_write(written["md"], render_markdown(model, images).encode())
-    if "html" in formats:
+    if "html" in formats or "pdf" in formats:
         images = {key: "data:image/jpeg;base64," + base64.b64encode(data).decode() for key, data in thumbs.items()}
-        written["html"] = out_dir / "report.html"
-        atomic_write(written["html"], render_html(model, images).encode())
+        html = out_dir / "report.html"
+        atomic_write(html, render_html(model, images).encode())
+        if "html" in formats:
+            written["html"] = html
+        if "pdf" in formats:
+            written["pdf"] = render_pdf(html, out_dir / "report.pdf")
     return written
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def chromium() -> str | None:
+    """The Chromium to print PDFs with: $VERIFY_CHROMIUM, else chromium / chromium-browser / google-chrome on PATH."""
+    named = os.environ.get("VERIFY_CHROMIUM")
+    if named:
+        return named
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+
+
+def render_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> Path:
+    """Print the self-contained HTML report to PDF with headless Chromium.
+
+    Raises:
+        VerifyError: Chromium is not installed, or failed.
+    """
+    browser = chromium()
+    if not browser:
+        raise VerifyError("a PDF report needs Chromium: install it (Debian: apt-get install chromium) or set VERIFY_CHROMIUM")
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
+             f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()],
+            capture_output=True, timeout=timeout,
+        )
+    if done.returncode != 0 or not pdf_path.is_file():
+        raise VerifyError(f"Chromium could not print {html_path} to PDF (exit {done.returncode})")
+    return pdf_path
