@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
@@ -44,7 +44,7 @@ _ANSWER = {label: key for key, label in VERDICT_CHOICES.items()}
 _FRAME_TO_ANSWER = {"supports": "supports", "contradicts": "contradicts", "cant_tell": "inconclusive"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Review:
     """One reviewer's submitted annotation of one frame, decoded."""
 
@@ -68,58 +68,69 @@ def decode(annotation: dict[str, Any], case: Case, keep_unknown: bool = False) -
     Boxes whose label the case does not define are listed in ``unknown_labels``; with
     ``keep_unknown`` they are also kept as boxes, marked ``unknown``.
     """
-    review = Review(
-        annotation_id=annotation["id"], reviewer=annotation["reviewer"], frame_key=annotation["frame_key"],
-        skipped=bool(annotation["was_cancelled"]), ground_truth=bool(annotation["ground_truth"]),
-    )
+    return _decoder(case, keep_unknown)(annotation)
+
+
+def _decoder(case: Case, keep_unknown: bool) -> Callable[[dict[str, Any]], Review]:
     claims = {claim_control(c.id): c.id for c in case.claims}
     known = case.label_values()
-    seen_boxes = set()
-    for item in annotation["result"] or []:
-        kind, name, value = item.get("type"), item.get("from_name"), item.get("value") or {}
-        if kind == "choices" and name in claims:
-            picked = [_ANSWER[c] for c in value.get("choices", []) if c in _ANSWER]
-            if picked:
-                review.answers[claims[name]] = picked[0]
-        elif kind == "textarea" and name == NOTES:
-            review.notes.extend(t for t in value.get("text", []) if isinstance(t, str) and t.strip())
-        elif kind == "rectanglelabels":
-            for label in value.get("rectanglelabels", []):
-                box = _box(value, item, label)
-                if label not in known:
-                    review.unknown_labels.append(label)
-                    if not keep_unknown:
-                        continue
-                    box["unknown"] = True
-                signature = (label, box["x"], box["y"], box["width"], box["height"])
-                if signature not in seen_boxes:  # one drag can produce two identical regions
-                    seen_boxes.add(signature)
-                    review.boxes.append(box)
-    return review
+
+    def decode_one(annotation: dict[str, Any]) -> Review:
+        review = Review(
+            annotation_id=annotation["id"], reviewer=annotation["reviewer"], frame_key=annotation["frame_key"],
+            skipped=bool(annotation["was_cancelled"]), ground_truth=bool(annotation["ground_truth"]),
+        )
+        seen_boxes = set()
+        for item in annotation["result"] or []:
+            kind, name, value = item.get("type"), item.get("from_name"), item.get("value") or {}
+            if kind == "choices" and name in claims:
+                picked = [_ANSWER[c] for c in value.get("choices", []) if c in _ANSWER]
+                if picked:
+                    review.answers[claims[name]] = picked[0]
+            elif kind == "textarea" and name == NOTES:
+                review.notes.extend(t for t in value.get("text", []) if isinstance(t, str) and t.strip())
+            elif kind == "rectanglelabels":
+                for label in value.get("rectanglelabels", []):
+                    box = _box(value, label)
+                    if label not in known:
+                        review.unknown_labels.append(label)
+                        if not keep_unknown:
+                            continue
+                        box["unknown"] = True
+                    signature = (label, box["x"], box["y"], box["width"], box["height"])
+                    if signature not in seen_boxes:  # one drag can produce two identical regions
+                        seen_boxes.add(signature)
+                        review.boxes.append(box)
+        return review
+
+    return decode_one
 
 
-def _box(value: dict[str, Any], item: dict[str, Any], label: str) -> dict[str, Any]:
+def _box(value: dict[str, Any], label: str) -> dict[str, Any]:
     """A box in percent of the image, as Label Studio stores it (x, y, width, height, rotation)."""
     return {
         "label": label,
-        "x": round(float(value.get("x", 0)), 3),
-        "y": round(float(value.get("y", 0)), 3),
-        "width": round(float(value.get("width", 0)), 3),
-        "height": round(float(value.get("height", 0)), 3),
-        "rotation": round(float(value.get("rotation", 0) or 0), 3),
+        "x": float(value.get("x", 0)),
+        "y": float(value.get("y", 0)),
+        "width": float(value.get("width", 0)),
+        "height": float(value.get("height", 0)),
+        "rotation": float(value.get("rotation", 0) or 0),
     }
 
 
 def frame_verdict(answers: list[str], min_reviewers: int) -> str:
     """The verdict of one frame on one claim from the reviewers' answers (see RULES)."""
-    if not answers:
+    return _verdict_from_counts({k: answers.count(k) for k in VERDICT_CHOICES}, min_reviewers)
+
+
+def _verdict_from_counts(counts: dict[str, int], min_reviewers: int) -> str:
+    total = sum(counts.values())
+    if not total:
         return "unreviewed"
-    if len(answers) < min_reviewers:
+    if total < min_reviewers:
         return "pending"
-    top, count = Counter(answers).most_common(1)[0]
-    if count * 2 > len(answers):
-        return _FRAME_TO_ANSWER[top]
-    return "disputed"
+    top = max(counts, key=counts.__getitem__)
+    return _FRAME_TO_ANSWER[top] if counts[top] * 2 > total else "disputed"
 
 
 def roll_up(verdicts: Iterable[str]) -> str:
@@ -153,23 +164,31 @@ def iou(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 
 def merge_boxes(reviews: list[Review]) -> list[dict[str, Any]]:
-    """Group same-label boxes of different reviewers by overlap; each group keeps who drew it."""
+    """Group same-label boxes of different reviewers by overlap; each group keeps who drew it.
+
+    A box joins the first group of its label that this reviewer has not drawn in and whose
+    first box it overlaps by IoU ≥ 0.5; a group's box is the mean of its members.
+    """
     groups: list[dict[str, Any]] = []
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for review in reviews:
         for box in review.boxes:
-            match = next((g for g in groups if g["label"] == box["label"] and review.reviewer not in g["reviewers"]
-                          and iou(g["box"], box) >= IOU_MATCH), None)
-            if match:
-                match["members"].append(box)
-                match["reviewers"].append(review.reviewer)
-                n = len(match["members"])
-                match["box"] = {k: round(sum(m[k] for m in match["members"]) / n, 3) for k in ("x", "y", "width", "height", "rotation")}
-                match["box"]["label"] = box["label"]
+            for group in by_label[box["label"]]:
+                if review.reviewer not in group["reviewers"] and iou(group["members"][0], box) >= IOU_MATCH:
+                    group["members"].append(box)
+                    group["reviewers"].append(review.reviewer)
+                    break
             else:
-                groups.append({"label": box["label"], "box": dict(box), "members": [box], "reviewers": [review.reviewer]})
-    return [{"label": g["label"], **{k: g["box"][k] for k in ("x", "y", "width", "height", "rotation")},
-             "reviewers": sorted(g["reviewers"]), "drawn_by": len(g["reviewers"]),
-             **({"unknown": True} if g["members"][0].get("unknown") else {})} for g in groups]
+                group = {"label": box["label"], "members": [box], "reviewers": [review.reviewer]}
+                groups.append(group)
+                by_label[box["label"]].append(group)
+    merged = []
+    for g in groups:
+        n = len(g["members"])
+        mean = {k: round(sum(m[k] for m in g["members"]) / n, 3) for k in ("x", "y", "width", "height", "rotation")}
+        extra = {"unknown": True} if g["members"][0].get("unknown") else {}
+        merged.append({"label": g["label"], **mean, "reviewers": sorted(g["reviewers"]), "drawn_by": n, **extra})
+    return merged
 
 
 def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
@@ -190,8 +209,9 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
     tasks = tasks or {}
     by_frame: dict[str, list[Review]] = defaultdict(list)
     unknown: Counter[str] = Counter()
+    decode_one = _decoder(case, keep_unknown=unknown_labels == "keep")
     for annotation in annotations:
-        review = decode(annotation, case, keep_unknown=unknown_labels == "keep")
+        review = decode_one(annotation)
         by_frame[review.frame_key].append(review)
         unknown.update(review.unknown_labels)
     if unknown and unknown_labels == "fail":
@@ -207,19 +227,26 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
         listed = video["provenance"].get("claims") or []
         return [c for c in claim_ids if c in listed] if listed else claim_ids
 
+    claims_of = {sha: bears_on(video) for sha, video in video_by_sha.items()}
+
     frame_out = []
     for frame in frames:
         reviews = by_frame.get(frame["key"], [])
         done = [r for r in reviews if not r.skipped and not r.ground_truth]
         lead = [r for r in reviews if r.ground_truth and not r.skipped]
+        answered: dict[str, dict[str, str]] = {claim_id: {} for claim_id in claim_ids}
+        for r in done:
+            for claim_id, answer in r.answers.items():
+                answered[claim_id][r.reviewer] = answer
         verdicts = {}
         for claim_id in claim_ids:
-            by_reviewer = {r.reviewer: r.answers[claim_id] for r in done if claim_id in r.answers}
-            answers = list(by_reviewer.values())
-            counts = {k: answers.count(k) for k in VERDICT_CHOICES}
-            verdict = frame_verdict(answers, case.review.min_reviewers)
-            lead_answer = next((r.answers[claim_id] for r in lead if claim_id in r.answers), None)
-            entry = {"verdict": verdict, "counts": counts, "answers": len(answers), "by_reviewer": by_reviewer}
+            by_reviewer = answered[claim_id]
+            counts = dict.fromkeys(VERDICT_CHOICES, 0)
+            for answer in by_reviewer.values():
+                counts[answer] += 1
+            verdict = _verdict_from_counts(counts, case.review.min_reviewers)
+            lead_answer = next((r.answers[claim_id] for r in lead if claim_id in r.answers), None) if lead else None
+            entry = {"verdict": verdict, "counts": counts, "answers": len(by_reviewer), "by_reviewer": by_reviewer}
             if lead_answer:
                 entry.update(verdict=f"adjudicated:{_FRAME_TO_ANSWER[lead_answer]}", vote=verdict,
                              adjudicated_by=next(r.reviewer for r in lead if claim_id in r.answers))
@@ -236,7 +263,7 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
             "sha256": frame["sha256"],
             "duplicate_of": frame["duplicate_of"],
             "task_id": tasks.get(frame["key"]),
-            "bears_on": bears_on(video),
+            "bears_on": claims_of[frame["video_sha256"]],
             "reviewers": sorted({r.reviewer for r in reviews if not r.ground_truth}),
             "skipped_by": sorted(r.reviewer for r in reviews if r.skipped),
             "verdicts": verdicts,
@@ -269,15 +296,15 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
     for claim in case.claims:
         # frames of videos said to bear on the claim, and any other frame a reviewer answered it for
         relevant = [f for f in frame_out if claim.id in f["bears_on"] or f["verdicts"][claim.id]["answers"]]
-        verdict = roll_up(frame_verdict_of(f, claim.id) for f in relevant)
+        verdicts = [(f["key"], frame_verdict_of(f, claim.id)) for f in relevant]
         claim_out.append({
             "id": claim.id,
-            "verdict": verdict,
+            "verdict": roll_up(v for _, v in verdicts),
             "frames": len(relevant),
             "reviewed_frames": sum(1 for f in relevant if f["verdicts"][claim.id]["answers"]),
-            "supporting": [f["key"] for f in relevant if frame_verdict_of(f, claim.id).endswith("supports")],
-            "contradicting": [f["key"] for f in relevant if frame_verdict_of(f, claim.id).endswith("contradicts")],
-            "disputed": [f["key"] for f in relevant if frame_verdict_of(f, claim.id) == "disputed"],
+            "supporting": [key for key, v in verdicts if v.endswith("supports")],
+            "contradicting": [key for key, v in verdicts if v.endswith("contradicts")],
+            "disputed": [key for key, v in verdicts if v == "disputed"],
             "agreement": _agreement(relevant, claim.id),
         })
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ VERDICT_TEXT = {
     "inconclusive": "Inconclusive", "pending": "Pending (reviews missing)", "unreviewed": "Unreviewed",
     "supports": "supports", "contradicts": "contradicts",
 }
+GALLERY_IMAGES = 24  # per claim and kind of evidence, frames shown as pictures; the rest as links
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
@@ -184,17 +186,19 @@ def _environment(markdown: bool = False) -> Environment:
 
 def render_markdown(model: dict[str, Any], images: dict[str, str]) -> str:
     """``images`` maps frame key → relative path of its annotated thumbnail."""
-    return _environment(markdown=True).get_template("report.md.j2").render(r=model, images=images, csp=CSP)
+    return _environment(markdown=True).get_template("report.md.j2").render(r=model, images=images, csp=CSP,
+                                                                           gallery=GALLERY_IMAGES)
 
 
 def render_html(model: dict[str, Any], images: dict[str, str]) -> str:
     """``images`` maps frame key → data: URI of its annotated thumbnail."""
-    return _environment().get_template("report.html.j2").render(r=model, images=images, csp=CSP)
+    return _environment().get_template("report.html.j2").render(r=model, images=images, csp=CSP, gallery=GALLERY_IMAGES)
 
 
 def annotated_thumbnail(path: Path, boxes: list[dict[str, Any]], width: int = 480) -> bytes:
     """The frame scaled to ``width`` px with the merged boxes drawn and labelled, as JPEG."""
     with Image.open(path) as im:
+        im.draft("RGB", (width, max(1, width * im.height // max(1, im.width))))  # JPEG: decode at reduced scale
         im = im.convert("RGB")
         scale = width / im.width if im.width > width else 1.0
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))))
@@ -228,7 +232,9 @@ def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Pa
     out_dir = out_dir or ws.path("reports")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    thumbs = {f["key"]: annotated_thumbnail(ws.path(f["file"]), f["boxes"]) for f in model["frames"]}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow releases the GIL while coding JPEG
+        data = pool.map(lambda f: annotated_thumbnail(ws.path(f["file"]), f["boxes"]), model["frames"])
+        thumbs = dict(zip((f["key"] for f in model["frames"]), data))
     if "json" in formats:
         written["json"] = out_dir / "report.json"
         atomic_write(written["json"], render_json(model).encode())
