@@ -242,3 +242,26 @@ def test_a_lead_decides_a_disputed_frame(loop, label_studio):
     html = (loop["ws"] / "reports" / "report.html").read_text()
     assert "adjudicated" in html and "lead@desk.example" in html
     assert ws_meta["frames"] > 0
+
+
+def test_an_annotation_edited_on_the_server_is_reflected_and_the_old_export_kept(loop):
+    env = loop["env"]
+    before = {p.name for p in (loop["ws"] / "exports").iterdir()}
+    ana = user_token(loop["url"], "ana@desk.example", REVIEWERS["ana@desk.example"])
+    civilians = loop["plan"]["civilians"]
+    task = next(t for t in loop["tasks"] if t["data"]["frame_key"] == civilians)
+    [annotation] = [a for a in httpx.get(f"{loop['url']}/api/tasks/{task['id']}/annotations/",
+                                         headers=loop["admin"], timeout=60).json() if not a["was_cancelled"]]
+    changed = [{"type": "choices", "from_name": "claim_civilians_refused_passage", "to_name": "frame",
+                "value": {"choices": ["Can't tell"]}}]
+    answer = httpx.patch(f"{loop['url']}/api/annotations/{annotation['id']}/", headers={"Authorization": f"Token {ana}"},
+                         json={"result": changed}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    run(env, "sync")
+    report = json.loads((loop["ws"] / "reports" / "report.json").read_text())
+    frame = next(f for f in report["frames"] if f["key"] == civilians)
+    assert frame["verdicts"]["civilians_refused_passage"]["by_reviewer"] == {"ana@desk.example": "cant_tell"}
+    assert frame["notes"] == []  # the note went with the edit
+    after = {p.name for p in (loop["ws"] / "exports").iterdir()}
+    assert before < after  # earlier exports stay, byte for byte
+    assert any(NOTE in str(json.loads((loop["ws"] / "exports" / name).read_text())) for name in before)

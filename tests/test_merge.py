@@ -126,6 +126,14 @@ def test_boxes_of_different_reviewers_merge_by_overlap_and_identical_duplicates_
     assert merged[1]["x"] == pytest.approx(10.5)
 
 
+def test_boxes_get_pixel_positions_when_the_frame_size_is_known():
+    from verify.merge import to_pixels
+
+    [box] = to_pixels([{"x": 25.0, "y": 50.0, "width": 10.0, "height": 20.0}], 640, 360)
+    assert box["px"] == {"x": 160, "y": 180, "width": 64, "height": 72}
+    assert "px" not in to_pixels([{"x": 1.0, "y": 1.0, "width": 1.0, "height": 1.0}], None, None)[0]
+
+
 def test_iou():
     box = {"x": 0, "y": 0, "width": 10, "height": 10}
     assert iou(box, box) == 1

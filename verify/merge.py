@@ -19,9 +19,11 @@ The rules (also stated in every report, from ``RULES``):
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
@@ -191,9 +193,44 @@ def merge_boxes(reviews: list[Review]) -> list[dict[str, Any]]:
     return merged
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large acyclic results.
+
+    A merge of 10,000 frames allocates about a million small dicts and lists, none in a
+    cycle; the collector rescanning them was a third of the merge's time. Reference counting
+    still frees everything; the collector runs again afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def to_pixels(boxes: list[dict[str, Any]], width: int | None, height: int | None) -> list[dict[str, Any]]:
+    """Add each box's position in pixels of the frame (``px``: x, y, width, height) when its size is known."""
+    if not width or not height:
+        return boxes
+    for box in boxes:
+        box["px"] = {"x": round(box["x"] * width / 100), "y": round(box["y"] * height / 100),
+                     "width": round(box["width"] * width / 100), "height": round(box["height"] * height / 100)}
+    return boxes
+
+
 def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
           annotations: list[dict[str, Any]], tasks: dict[str, int] | None = None,
           unknown_labels: str = "ignore") -> dict[str, Any]:
+    """Merge every annotation into frame, video and claim verdicts (pure); see ``_merge``."""
+    with _gc_paused():
+        return _merge(case, videos, frames, annotations, tasks, unknown_labels)
+
+
+def _merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
+           annotations: list[dict[str, Any]], tasks: dict[str, int] | None,
+           unknown_labels: str) -> dict[str, Any]:
     """Merge every annotation into frame, video and claim verdicts (pure).
 
     ``unknown_labels``: what to do with boxes whose label the case does not define:
@@ -267,7 +304,9 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
             "reviewers": sorted({r.reviewer for r in reviews if not r.ground_truth}),
             "skipped_by": sorted(r.reviewer for r in reviews if r.skipped),
             "verdicts": verdicts,
-            "boxes": merge_boxes([r for r in reviews if not r.skipped]),
+            "width": frame.get("width"),
+            "height": frame.get("height"),
+            "boxes": to_pixels(merge_boxes([r for r in reviews if not r.skipped]), frame.get("width"), frame.get("height")),
             "notes": [{"reviewer": r.reviewer, "text": t} for r in reviews for t in r.notes],
         })
 
