@@ -56,7 +56,7 @@ def test_ingest_reports_each_file_and_exits_10_when_some_failed(tmp_path, footag
     result = invoke("-w", ws, "ingest", str(footage["militants_at_gate"]), str(junk), "--source", "militants-at-gate")
     assert result.exit_code == 10
     assert f"FAIL {junk}: a text/HTML/JSON document, not a video" in result.output
-    assert "1 of 2 videos ingested" in result.output
+    assert "1 new, 0 already known, 1 failed, of 2" in result.output
     assert "Traceback" not in result.output
     again = invoke("-w", ws, "ingest", str(footage["militants_at_gate"]))
     assert again.exit_code == 0 and "already ingested as source militants-at-gate" in again.output

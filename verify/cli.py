@@ -195,7 +195,9 @@ def init(ctx: Context, case_file: str) -> None:
 
 
 @main.command()
-@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("videos", nargs=-1)
+@click.option("--from", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="A file of links (one per line) or a CSV with a url column and optional source, claims, side, notes.")
 @click.option("--source", "source_id", help="The case source these videos are (its provenance is recorded).")
 @click.option("--url", help="Where the video was posted (http/https).")
 @click.option("--platform", help="Platform it was posted on.")
@@ -203,26 +205,56 @@ def init(ctx: Context, case_file: str) -> None:
 @click.option("--posted-at", help="When it was posted (ISO 8601).")
 @click.option("--side", help="Side of the border it appears to be filmed from.")
 @click.option("--claim", "claims", multiple=True, help="A claim id it bears on (repeatable).")
+@click.option("--info-json", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A yt-dlp .info.json for the file (NAME.info.json beside NAME.mp4 is found by itself).")
+@click.option("--refresh", is_flag=True, help="Capture links again even if captured before (kept as a new capture).")
+@click.option("--max-size", default=None, help="Skip downloads larger than this, e.g. 500M or 2G.")
+@click.option("--cookies", type=click.Path(dir_okay=False), default=None,
+              help="Netscape cookies file for logged-in platforms; used in place, never copied.")
 @click.pass_obj
 @run
-def ingest(ctx: Context, videos: tuple[str, ...], source_id: str | None, **provenance: Any) -> None:
-    """Take videos in as evidence: hash, keep an untouched read-only copy, probe, record provenance.
+def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_id: str | None, info_json: str | None,
+           refresh: bool, max_size: str | None, cookies: str | None, **provenance: Any) -> None:
+    """Take videos in as evidence, from files or links: hash, keep an untouched read-only copy, probe,
+    record provenance. Links are downloaded with yt-dlp and keep the platform's metadata.
 
+    \b
     Example: verify ingest flag.mp4 --source flag-hoisting-afghan-side --uploader @someone
+    Example: verify ingest https://example.org/post/123 --claim taliban_flag_raised
+    Example: verify ingest --from links.csv --max-size 500M
     """
     from verify.ingest import ingest as ingest_videos
+    from verify.links import parse_size, read_link_list
 
+    if not videos and not from_file:
+        raise click.UsageError("give video files or links, or --from FILE")
+    max_bytes = parse_size(max_size) if max_size else None
     ws = ctx.open()
-    with ws.lock():
-        def show(result):
-            mark = "ok  " if result.ok else "FAIL"
-            click.echo(f"{mark} {result.path}: {result.message}", err=not result.ok)
+    results = []
 
-        results = ingest_videos(ws, list(videos), source_id, provenance, progress=show)
+    def show(result):
+        mark = "ok  " if result.ok else "FAIL"
+        click.echo(f"{mark} {result.path}: {result.message}", err=not result.ok)
+
+    options = dict(info_json=Path(info_json) if info_json else None, refresh=refresh, max_bytes=max_bytes,
+                   cookies=Path(cookies) if cookies else None)
+    with ws.lock():
+        if videos:
+            results += ingest_videos(ws, list(videos), source_id, provenance, progress=show, **options)
+        if from_file:
+            items = read_link_list(Path(from_file))
+            with click.progressbar(items, label=f"links from {from_file}", file=sys.stderr) as bar:
+                for item in bar:
+                    given = {**provenance, "side": item.side or provenance.get("side"),
+                             "claims": item.claims or provenance.get("claims")}
+                    if item.notes:
+                        given["description"] = item.notes
+                    results += ingest_videos(ws, [item.url], item.source or source_id, given, progress=show, **options)
     failed = [r for r in results if not r.ok]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} videos ingested or already known")
+    known = sum(1 for r in results if r.ok and r.known)
+    click.echo(f"{len(results) - len(failed) - known} new, {known} already known, {len(failed)} failed, of {len(results)}")
     if failed:
-        raise PartialFailure(f"{len(failed)} of {len(results)} files were not ingested (see FAIL lines); the others were")
+        raise PartialFailure(f"{len(failed)} of {len(results)} inputs were not ingested (see FAIL lines); the others were")
 
 
 @main.command()

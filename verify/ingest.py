@@ -1,6 +1,8 @@
-"""Ingest: take a video in as evidence.
+"""Ingest: take a video in as evidence, from a file or from a link.
 
-For each file: decide by its content (not its name) whether it is a video container, refuse
+A link is captured with yt-dlp (``verify.links``) and the downloaded bytes are then ingested
+like a file, with the platform's metadata as provenance and its info JSON archived beside the
+evidence. For each file: decide by its content (not its name) whether it is a video container, refuse
 playlists and concat lists (they make the decoder read other files), copy its bytes once into
 ``evidence/`` while hashing them, make that copy read-only, probe it with OpenCV in an
 isolated process, and record its provenance. One bad file is one failed result; the others
@@ -12,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +24,16 @@ from typing import Any, Callable
 from verify.case import SIDES, Source, is_web_url
 from verify.errors import MediaError
 from verify.isolate import run_isolated
-from verify.workspace import Workspace, now_utc
+from verify.links import (
+    capture,
+    capture_record,
+    is_link,
+    provenance_from_info,
+    read_info_json,
+    sidecar_for,
+    source_id_for,
+)
+from verify.workspace import Workspace, atomic_write, now_utc
 
 CHUNK = 1 << 20
 PROBE_TIMEOUT_S = 60.0
@@ -142,18 +155,24 @@ def _copy_and_hash(src: Path, evidence_dir: Path) -> tuple[str, Path, int, str]:
 
 
 def resolve_source(
-    ws: Workspace, source_id: str | None, overrides: dict[str, Any], sha256: str
+    ws: Workspace, source_id: str | None, overrides: dict[str, Any], sha256: str, info: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The provenance record for a video: the case's source, then any fields given on the command line."""
+    """The provenance record for a video: the case's source, then what the platform says
+    (yt-dlp's info, filling only fields the case leaves empty), then fields given on the command line."""
     case = ws.case
     if source_id:
         source = case.source(source_id)
         if source is None:
             known = ", ".join(s.id for s in case.sources) or "none"
             raise MediaError(f"--source {source_id!r} is not a source of case {case.id!r} (known: {known}); add it to the case file or omit --source")
+    elif info:
+        source = Source(id=source_id_for(info), title=info.get("title") or "Captured post")
     else:
         source = Source(id=f"unattributed-{sha256[:8]}", title="Unattributed video (provenance not recorded)")
     provenance = source.provenance()
+    for key, value in (provenance_from_info(info) if info else {}).items():
+        if value and not provenance.get(key):
+            provenance[key] = value
     for key, value in overrides.items():
         if value not in (None, "", ()):
             provenance[key] = list(value) if isinstance(value, tuple) else value
@@ -169,9 +188,14 @@ def resolve_source(
 
 
 def ingest_file(
-    ws: Workspace, path: str | Path, source_id: str | None = None, overrides: dict[str, Any] | None = None
+    ws: Workspace, path: str | Path, source_id: str | None = None, overrides: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None, capture: dict[str, Any] | None = None,
 ) -> IngestResult:
-    """Ingest one video file into the workspace; never raises for a bad file, returns ok=False."""
+    """Ingest one video file into the workspace; never raises for a bad file, returns ok=False.
+
+    ``info``: yt-dlp's info dict for the file (from a download or an ``.info.json``);
+    ``capture``: the capture record (``links.capture_record``) to keep with it.
+    """
     src = Path(path)
     result = IngestResult(path=str(src), ok=False)
     try:
@@ -192,9 +216,12 @@ def ingest_file(
         tmp.unlink(missing_ok=True)
         result.ok, result.known, result.source_id = True, True, existing["source_id"]
         result.message = f"already ingested as source {existing['source_id']} (sha256 {sha[:12]}…)"
+        if capture:
+            _keep_capture(ws, sha, info or {}, capture)
+            result.message += "; this capture is recorded with it"
         return result
     try:
-        provenance = resolve_source(ws, source_id, overrides or {}, sha)
+        provenance = resolve_source(ws, source_id, overrides or {}, sha, info)
     except MediaError as exc:
         tmp.unlink(missing_ok=True)
         result.message = str(exc)
@@ -216,22 +243,102 @@ def ingest_file(
             (sha, provenance["source_id"], str(src.resolve()), str(evidence.relative_to(ws.root)), size, now_utc(),
              _json(metadata), _json(provenance)),
         )
+    if capture or info:
+        _keep_capture(ws, sha, info or {}, capture or capture_record(None, info or {}, now_utc(), "info JSON given with the file"))
     result.ok, result.source_id, result.metadata = True, provenance["source_id"], metadata
     result.message = f"ingested as source {provenance['source_id']} (sha256 {sha[:12]}…, {metadata['width']}×{metadata['height']}, {metadata['codec'] or 'unknown codec'})"
     return result
 
 
+def _keep_capture(ws: Workspace, sha: str, info: dict[str, Any], record: dict[str, Any]) -> None:
+    """Archive the platform's info JSON (read-only, cookies removed) and record the capture."""
+    number = len(ws.captures(sha)) + 1
+    name = f"evidence/{sha}.capture{number}.info.json"
+    atomic_write(ws.path(name), json.dumps(info, indent=1, ensure_ascii=False, sort_keys=True).encode(), mode=0o444)
+    with ws.transaction() as db:
+        db.execute(
+            "INSERT INTO captures (video_sha256, url_given, canonical_url, captured_at, info_file, record) VALUES (?, ?, ?, ?, ?, ?)",
+            (sha, record.get("url_given"), record.get("canonical_url"), record["captured_at"], name, _json(record)),
+        )
+
+
+def ingest_link(
+    ws: Workspace, url: str, source_id: str | None = None, overrides: dict[str, Any] | None = None,
+    refresh: bool = False, max_bytes: int | None = None, cookies: Path | None = None,
+) -> IngestResult:
+    """Capture a post's video with yt-dlp and ingest it; never raises for a bad link.
+
+    A link captured before (same URL as given, or same canonical URL) is not fetched again
+    unless ``refresh``; a refresh is kept as a new capture, and as a new video if its bytes differ.
+    """
+    result = IngestResult(path=url, ok=False)
+    if not is_web_url(url):
+        result.message = "not an http(s) link"
+        return result
+    known = ws.capture_of(url)
+    if known and not refresh:
+        video = ws.video(known["video_sha256"])
+        result.ok, result.known, result.sha256, result.source_id = True, True, known["video_sha256"], video["source_id"]
+        result.message = f"already captured {known['captured_at']} as source {video['source_id']}; --refresh captures it again"
+        return result
+    folder = Path(tempfile.mkdtemp(prefix=".link-", dir=ws.path("evidence")))
+    try:
+        try:
+            got = capture(url, folder, max_bytes, cookies)
+        except MediaError as exc:
+            result.message = str(exc)
+            return result
+        canonical = got.info.get("webpage_url")
+        again = ws.capture_of(canonical) if canonical and canonical != url else None
+        if again and not refresh:
+            video = ws.video(again["video_sha256"])
+            result.ok, result.known, result.sha256, result.source_id = True, True, again["video_sha256"], video["source_id"]
+            result.message = f"already captured {again['captured_at']} (as {canonical}) as source {video['source_id']}"
+            return result
+        record = capture_record(url, got.info, got.captured_at, "downloaded with yt-dlp")
+        result = ingest_file(ws, got.path, source_id, overrides, got.info, record)
+        result.path = url
+        if result.ok and refresh and known:
+            result.message = ("re-captured: " + ("the same bytes as before" if result.known else "new bytes, kept as a new video")
+                              + f" (source {result.source_id}, sha256 {result.sha256[:12]}…)")
+        return result
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def ingest_with_sidecar(
+    ws: Workspace, path: str | Path, source_id: str | None, overrides: dict[str, Any], info_json: Path | None = None
+) -> IngestResult:
+    """Ingest a local file, taking provenance from a yt-dlp info JSON given or lying beside it."""
+    sidecar = info_json or sidecar_for(Path(path))
+    if sidecar is None:
+        return ingest_file(ws, path, source_id, overrides)
+    try:
+        info = read_info_json(sidecar)
+    except MediaError as exc:
+        return IngestResult(path=str(path), ok=False, message=str(exc))
+    record = capture_record(info.get("original_url"), info, now_utc(), f"info JSON {Path(sidecar).name} given with the file")
+    return ingest_file(ws, path, source_id, overrides, info, record)
+
+
 def ingest(
     ws: Workspace,
-    paths: list[str | Path],
+    items: list[str | Path],
     source_id: str | None = None,
     overrides: dict[str, Any] | None = None,
     progress: Callable[[IngestResult], None] | None = None,
+    info_json: Path | None = None,
+    refresh: bool = False,
+    max_bytes: int | None = None,
+    cookies: Path | None = None,
 ) -> list[IngestResult]:
-    """Ingest several files; each result says ok or why not."""
+    """Ingest files and links; each result says ok or why not."""
     results = []
-    for path in paths:
-        result = ingest_file(ws, path, source_id, overrides)
+    for item in items:
+        if isinstance(item, str) and is_link(item):
+            result = ingest_link(ws, item, source_id, overrides, refresh, max_bytes, cookies)
+        else:
+            result = ingest_with_sidecar(ws, item, source_id, overrides or {}, info_json)
         results.append(result)
         if progress:
             progress(result)

@@ -108,6 +108,10 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
             "reupload_of": links,
             "duplicate_frames": sum(1 for f in own if f["duplicate_of"]),
             "verdicts": video_verdicts.get(video["sha256"], {}),
+            "captures": [{"url_given": c["url_given"], "canonical_url": c["canonical_url"], "captured_at": c["captured_at"],
+                          "how": c["record"].get("how"), "platform_fields": c["record"].get("platform_fields", {}),
+                          "tools": c["record"].get("tools", {}), "info_file": c["info_file"]}
+                         for c in ws.captures(video["sha256"])],
         })
 
     reviewed = [f for f in merged["frames"] if any(v["answers"] for v in f["verdicts"].values())]

@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS annotations (
     export_file TEXT NOT NULL,
     PRIMARY KEY (project_id, id)
 );
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    video_sha256 TEXT NOT NULL REFERENCES videos(sha256),
+    url_given TEXT,
+    canonical_url TEXT,
+    captured_at TEXT NOT NULL,
+    info_file TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS captures_by_url ON captures(url_given);
+CREATE INDEX IF NOT EXISTS captures_by_canonical ON captures(canonical_url);
 CREATE TABLE IF NOT EXISTS exports (
     file TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -244,6 +255,20 @@ class Workspace:
         marks = ",".join("?" * len(projects))
         rows = self.db.execute(f"SELECT * FROM annotations WHERE project_id IN ({marks}) ORDER BY project_id, task_id, id", projects)
         return [_decode(row, "result") for row in rows.fetchall()]
+
+    def captures(self, video_sha256: str | None = None) -> list[dict[str, Any]]:
+        if video_sha256:
+            rows = self.db.execute("SELECT * FROM captures WHERE video_sha256 = ? ORDER BY id", (video_sha256,))
+        else:
+            rows = self.db.execute("SELECT * FROM captures ORDER BY id")
+        return [_decode(row, "record") for row in rows.fetchall()]
+
+    def capture_of(self, url: str) -> dict[str, Any] | None:
+        """The latest capture of a link, matched by the URL as given or by the canonical URL."""
+        row = self.db.execute(
+            "SELECT * FROM captures WHERE url_given = ? OR canonical_url = ? ORDER BY id DESC LIMIT 1", (url, url)
+        ).fetchone()
+        return _decode(row, "record") if row else None
 
     def exports(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM exports ORDER BY pulled_at, file").fetchall()]
