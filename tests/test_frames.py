@@ -173,3 +173,25 @@ def test_a_bad_video_among_good_ones_fails_alone(ingested, tmp_path):
     assert "truncated" in results[r.source_id].warning
     assert ingested.video(r.sha256)["frames_status"] == "partial"
     print(json.dumps({k: v.message for k, v in results.items()}))
+
+
+def test_a_stored_frame_is_proven_to_come_from_the_evidence(ingested):
+    from click.testing import CliRunner
+
+    from verify.cli import main
+    from verify.frames import check_frame
+
+    extract(ingested)
+    frame = ingested.frames(next(v["sha256"] for v in ingested.videos() if v["source_id"] == "militants-at-gate"))[1]
+    check = check_frame(ingested, f"militants-at-gate@{frame['t_ms'] / 1000 + 0.01}")
+    assert check.ok and check.key == frame["key"]
+    ws = str(ingested.root)
+    ok = CliRunner().invoke(main, ["-w", ws, "frames", "--at", f"militants-at-gate@{frame['t_ms'] / 1000}"])
+    assert ok.exit_code == 0 and ok.output.startswith("match militants-at-gate frame")
+    # a changed JPEG is caught, with its own exit code
+    path = ingested.path(frame["file"])
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    bad = CliRunner().invoke(main, ["-w", ws, "frames", "--at", f"militants-at-gate@{frame['t_ms'] / 1000}"])
+    assert bad.exit_code == 11 and "MISMATCH" in bad.output and "JPEG changed or missing" in bad.output
+    wrong = CliRunner().invoke(main, ["-w", ws, "frames", "--at", "nope@1"])
+    assert wrong.exit_code == 1 and "no video matches 'nope'" in wrong.output

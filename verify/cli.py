@@ -263,16 +263,37 @@ def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_
 @click.option("--redo", is_flag=True, help="Extract again for videos that already have frames.")
 @click.option("--workers", type=click.IntRange(1, 32), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Videos decoded in parallel.")
+@click.option("--at", "checks", multiple=True, metavar="VIDEO@TIME",
+              help="Re-extract the stored frame of VIDEO (source id or sha256 prefix) at TIME (seconds or H:MM:SS.mmm) "
+                   "from the evidence and confirm its pixels and JPEG match the record (repeatable).")
 @click.pass_obj
 @run
-def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int) -> None:
+def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, checks: tuple[str, ...]) -> None:
     """Extract keyframes: every shot covered, near-duplicates dropped, re-uploads linked.
 
+    \b
     Example: verify frames --max-interval 2
+    Example: verify frames --at militants-at-gate@4.8
     """
-    from verify.frames import FrameParams, extract
+    from verify.errors import IntegrityError
+    from verify.frames import FrameParams, check_frame, extract
 
     ws = ctx.open()
+    if checks:
+        failed = 0
+        for spec in checks:
+            c = check_frame(ws, spec)
+            where = f"{c.source_id} frame {c.frame_index} at {c.t_ms / 1000:.3f} s ({c.key})"
+            if c.ok:
+                click.echo(f"match {where}: decoded again from the evidence, pixels identical; JPEG intact")
+            else:
+                failed += 1
+                problems = [name for name, good in (("pixels differ", c.pixels_match), ("time differs", c.time_match),
+                                                    ("JPEG changed or missing", c.jpeg_intact)) if not good]
+                click.echo(f"MISMATCH {where}: {', '.join(problems)}", err=True)
+        if failed:
+            raise IntegrityError(f"{failed} of {len(checks)} frames do not match their evidence")
+        return
     params = FrameParams(max_interval_s=max_interval or ws.case.frames.max_interval_s)
     pending = [v for v in ws.videos() if redo or v["frames_status"] not in ("ok", "partial")]
     if not pending:

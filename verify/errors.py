@@ -57,3 +57,9 @@ class PartialFailure(VerifyError):
     """Some inputs of a run failed; the others completed."""
 
     exit_code = 10
+
+
+class IntegrityError(VerifyError):
+    """A stored artefact no longer matches what it was derived from."""
+
+    exit_code = 11

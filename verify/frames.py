@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from verify import __version__
-from verify.isolate import map_isolated
+from verify.errors import MediaError, VerifyError
+from verify.isolate import map_isolated, run_isolated
 from verify.workspace import Workspace
 
 EXTRACTOR = f"verify.frames/{__version__}"
@@ -295,6 +296,95 @@ def link_reuploads(ws: Workspace, distance: int) -> int:
         with ws.transaction() as db:
             db.executemany("UPDATE frames SET duplicate_of = ? WHERE key = ?", links)
     return len(links)
+
+
+def decode_at(path: str, frame_index: int) -> dict[str, Any]:
+    """Decode a video from the start up to frame ``frame_index``; its time and pixel hash. Runs isolated.
+
+    Decoding from the start (not seeking) gives the same frame extraction saw.
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    import cv2
+
+    from verify.errors import MediaError
+
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            raise MediaError("no decodable video stream")
+        for index in range(frame_index + 1):
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                raise MediaError(f"the video ends after {index} frames, before frame {frame_index}")
+        return {"t_ms": round(float(cap.get(cv2.CAP_PROP_POS_MSEC)), 3),
+                "pixel_sha256": hashlib.sha256(frame.tobytes()).hexdigest()}
+    finally:
+        cap.release()
+
+
+@dataclass
+class FrameCheck:
+    key: str
+    source_id: str
+    t_ms: float
+    frame_index: int
+    pixels_match: bool
+    time_match: bool
+    jpeg_intact: bool
+    decoded_pixel_sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.pixels_match and self.time_match and self.jpeg_intact
+
+
+def parse_at(spec: str) -> tuple[str, float]:
+    """'SOURCE_OR_SHA@SECONDS' or '…@H:MM:SS.mmm' → (video reference, milliseconds)."""
+    video, sep, when = spec.rpartition("@")
+    if not sep or not video or not when:
+        raise VerifyError(f"--at {spec!r}: write VIDEO@TIME, e.g. militants-at-gate@4.8 or 5caa480b@0:00:04.800")
+    try:
+        parts = [float(p) for p in when.split(":")]
+    except ValueError:
+        raise VerifyError(f"--at {spec!r}: {when!r} is not a time (seconds, or H:MM:SS.mmm)")
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return video, seconds * 1000
+
+
+def check_frame(ws: Workspace, spec: str, timeout: float = 900.0) -> FrameCheck:
+    """Re-extract one stored frame from the evidentiary copy and compare it with the record.
+
+    Raises:
+        VerifyError: the video or a frame near that time is not in the workspace; MediaError
+            when the evidence cannot be decoded.
+    """
+    reference, t_ms = parse_at(spec)
+    videos = [v for v in ws.videos() if v["source_id"] == reference or v["sha256"].startswith(reference.lower())]
+    if len(videos) != 1:
+        known = ", ".join(sorted({v["source_id"] for v in ws.videos()})) or "none"
+        raise VerifyError(f"--at {spec!r}: {'no' if not videos else 'more than one'} video matches {reference!r} (sources: {known}); "
+                          "use the sha256 prefix")
+    video = videos[0]
+    frames = ws.frames(video["sha256"])
+    if not frames:
+        raise VerifyError(f"--at {spec!r}: {video['source_id']} has no frames yet; run `verify frames`")
+    frame = min(frames, key=lambda f: abs(f["t_ms"] - t_ms))
+    if abs(frame["t_ms"] - t_ms) > 500:
+        times = ", ".join(f"{f['t_ms'] / 1000:.3f}" for f in frames[:12])
+        raise VerifyError(f"--at {spec!r}: no stored frame within 0.5 s; {video['source_id']} has frames at {times} s")
+    outcome = run_isolated(decode_at, (str(ws.path(video["evidence"])), frame["frame_index"]), timeout)
+    if not outcome.ok:
+        raise MediaError(f"{video['source_id']}: {outcome.error}")
+    jpeg = ws.path(frame["file"])
+    intact = jpeg.is_file() and hashlib.sha256(jpeg.read_bytes()).hexdigest() == frame["sha256"]
+    return FrameCheck(
+        key=frame["key"], source_id=video["source_id"], t_ms=frame["t_ms"], frame_index=frame["frame_index"],
+        pixels_match=outcome.value["pixel_sha256"] == frame["pixel_sha256"],
+        time_match=abs(outcome.value["t_ms"] - frame["t_ms"]) < 0.01,
+        jpeg_intact=intact, decoded_pixel_sha256=outcome.value["pixel_sha256"],
+    )
 
 
 def _dumps(value: Any) -> str:
