@@ -195,3 +195,19 @@ def test_a_stored_frame_is_proven_to_come_from_the_evidence(ingested):
     assert bad.exit_code == 11 and "MISMATCH" in bad.output and "JPEG changed or missing" in bad.output
     wrong = CliRunner().invoke(main, ["-w", ws, "frames", "--at", "nope@1"])
     assert wrong.exit_code == 1 and "no video matches 'nope'" in wrong.output
+
+
+def test_fades_and_dissolves_are_transitions_and_every_clean_shot_gets_a_sharp_frame(footage, tmp_path):
+    video = footage["transitions"]
+    t = truth(video)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = extract_video(str(video), str(out), asdict(FrameParams()))
+    times = [f["t_ms"] / 1000 for f in result["frames"]]
+    for shot in t["shots"]:  # the 0.4 s shot between two hard cuts included
+        assert any(shot["start"] <= x < shot["end"] for x in times), f"no frame in {shot}: {times}"
+    for transition in t["transitions"]:  # nothing half-faded or half-dissolved is sent for review
+        assert not any(transition["from"] <= x < transition["to"] for x in times), (transition, times)
+    assert result["measured"]["gradual_transitions"] >= len(t["transitions"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(f["file"] for f in result["frames"])
+    print(f"transitions: {len(t['shots'])} shots covered by {len(times)} frames at {times}")

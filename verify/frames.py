@@ -38,10 +38,13 @@ class FrameParams:
     """Tuning of keyframe selection; recorded with every frame."""
 
     max_interval_s: float = 2.0  # a long shot still gets a frame at least this often
-    cut_threshold: float = 24.0  # mean absolute grey difference (0-255) that can be a cut…
+    cut_threshold: float = 12.0  # mean absolute grey difference (0-255) that can be a cut…
     cut_ratio: float = 4.0  # …if it is also this many times the recent typical difference
+    gradual_threshold: float = 30.0  # difference from the shot's first frame that starts a fade or dissolve
+    settle_ratio: float = 2.5  # a transition ends when frame differences fall back under this × the typical one
     blank_std: float = 5.0  # grey standard deviation below which a frame is blank
-    dup_distance: int = 6  # perceptual-hash bits: closer frames of one video are duplicates
+    dup_distance: int = 6  # perceptual-hash bits: closer frames of one video are duplicates…
+    replace_ratio: float = 1.5  # …and a later one replaces the kept one only if this much sharper
     link_distance: int = 10  # perceptual-hash bits: closer frames of two videos are re-uploads
     analysis_width: int = 320  # width of the grey copy all per-frame work runs on
     jpeg_quality: int = 92
@@ -112,7 +115,10 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
     diffs: deque[float] = deque(maxlen=25)
     times: list[float] = []
     prev = None
-    shot = 0
+    anchor = None  # the first frame of the current shot, for gradual transitions
+    transition_start: float | None = None  # set while inside a fade, dissolve or long camera move
+    settled = 0.0  # the typical frame difference before the transition began
+    shot = gradual = 0
     window_start: float | None = None
     best: tuple[float, Any, Any, float, int, int] | None = None  # sharpness, frame, grey, t, index, shot
 
@@ -123,9 +129,13 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
         sharpness, frame, grey, t_ms, index, frame_shot = best
         best = None
         h = phash(grey)
-        if any(hamming(h, other) <= p.dup_distance for other in hashes):
+        twin = next((i for i, other in enumerate(hashes) if hamming(h, other) <= p.dup_distance), None)
+        if twin is not None:  # the same picture again: keep whichever is clearly sharper
             suppressed += 1
-            return
+            if sharpness <= p.replace_ratio * kept[twin]["sharpness"]:
+                return
+            Path(out_dir, kept[twin]["file"]).unlink(missing_ok=True)
+            del kept[twin], hashes[twin]
         ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
         if not ok:
             raise MediaError(f"could not encode the frame at {t_ms / 1000:.3f} s as JPEG")
@@ -157,14 +167,32 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
             if prev is not None:
                 d = float(cv2.absdiff(grey, prev).mean())
                 typical = statistics.median(diffs) if diffs else 0.0
-                if d > p.cut_threshold and d > p.cut_ratio * max(typical, 1.0):
+                if d > p.cut_threshold and d > p.cut_ratio * max(typical, 1.0):  # a hard cut
                     close_window()
                     shot += 1
-                    window_start = None
+                    window_start = transition_start = None
                     diffs.clear()
+                    anchor = grey
+                elif transition_start is not None:
+                    # inside a fade or dissolve: no candidates until the picture holds still again
+                    # (or, for a long camera move, until max_interval has passed)
+                    if d <= p.settle_ratio * max(settled, 0.5) or t_ms - transition_start >= p.max_interval_s * 1000:
+                        transition_start = None
+                        shot += 1
+                        gradual += 1
+                        window_start = None
+                        diffs.clear()
+                        anchor = grey
                 else:
                     diffs.append(d)
+                    if anchor is not None and float(cv2.absdiff(grey, anchor).mean()) > p.gradual_threshold:
+                        close_window()  # what the shot showed before the transition
+                        transition_start, settled = t_ms, typical
+            if anchor is None:
+                anchor = grey
             prev = grey
+            if transition_start is not None:
+                continue
             if window_start is not None and t_ms - window_start >= p.max_interval_s * 1000:
                 close_window()
                 window_start = None
@@ -192,6 +220,7 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
         "measured_fps": round(1000 / float(np.median(steps)), 3) if steps.size and np.median(steps) > 0 else None,
         "variable_frame_rate": bool(steps.size and float(steps.std()) > 0.05 * float(np.median(steps))),
         "shots": shot + 1,
+        "gradual_transitions": gradual,
         "blank_frames": blank,
         "near_duplicates_dropped": suppressed,
         "nominal_fps": round(nominal_fps, 3) if nominal_fps else None,
