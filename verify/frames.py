@@ -83,6 +83,20 @@ def frame_key(video_sha256: str, t_ms: float, pixel_sha256: str) -> str:
     return hashlib.sha256(f"{video_sha256}:{t_ms:.3f}:{pixel_sha256}".encode()).hexdigest()[:32]
 
 
+def _small_grey(frame, width: int):
+    """The grey copy all per-frame work runs on: halved with a Gaussian pyramid while that
+    stays at least twice ``width`` (cheap, no aliasing), then area-resampled to ``width``."""
+    import cv2
+
+    small = frame
+    while small.shape[1] >= 2 * width:
+        small = cv2.pyrDown(small)
+    h, w = small.shape[:2]
+    target = min(width, frame.shape[1])
+    small = cv2.resize(small, (target, max(1, round(h * target / w))), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+
+
 def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Decode one video and write its keyframes into ``out_dir``. Runs in a child process.
 
@@ -159,11 +173,7 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
             index += 1
             t_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
             times.append(t_ms)
-            h, w = frame.shape[:2]
-            aw = min(p.analysis_width, w)
-            grey = cv2.cvtColor(
-                cv2.resize(frame, (aw, max(1, round(h * aw / w))), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-            )
+            grey = _small_grey(frame, p.analysis_width)
             if prev is not None:
                 d = float(cv2.absdiff(grey, prev).mean())
                 typical = statistics.median(diffs) if diffs else 0.0
