@@ -83,7 +83,6 @@ def bench_report(n_frames: int) -> None:
         ws = Workspace.create(Path(tmp) / "ws", CASE_FILE)
         rng = np.random.default_rng(0)
         base = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (31, 31), 0)
-        folder = ws.path("frames")
         for i, f in enumerate(frames):
             image = np.roll(base, i * 7, axis=1)
             cv2.imwrite(str(ws.path(f["file"])), image, [cv2.IMWRITE_JPEG_QUALITY, 92])

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from verify.case import load_case
-from verify.merge import decode, frame_verdict, iou, merge, merge_boxes, roll_up, Review
+from verify.merge import decode, frame_verdict, iou, merge, merge_boxes, roll_up
 from verify.pull import parse_export
 from tests.conftest import DATA, SEED_CASE
 
