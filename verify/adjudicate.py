@@ -17,8 +17,16 @@ from typing import Any, Callable
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
 from verify.labelstudio import LabelStudioClient
-from verify.merge import merge
-from verify.push import ADJUDICATION, build_task, ensure_project, import_missing, stage_frames, timestamp
+from verify.merge import merge_workspace
+from verify.push import (
+    ADJUDICATION,
+    build_task,
+    ensure_project,
+    import_missing,
+    require_files_root,
+    stage_frames,
+    timestamp,
+)
 from verify.workspace import Workspace
 
 ANSWER_TEXT = VERDICT_CHOICES
@@ -61,13 +69,11 @@ def adjudicate(
     """
     if not ws.exports():
         raise VerifyError("no annotations pulled yet, so nothing is disputed; run `verify pull` first")
-    if files_root is None:
-        raise VerifyError("verify can serve frames only to a Label Studio on this machine for now; set VERIFY_FILES_ROOT")
+    require_files_root(client, files_root)
     if lead and lead not in {u["email"] for u in client.users()}:
         raise VerifyError(f"--lead {lead!r} is not a user of {client.url}; add them with `verify reviewers add {lead}`")
     case = ws.case
-    project = ws.get_meta("project_id")
-    merged = merge(case, ws.videos(), ws.frames(), ws.annotations(), ws.tasks(int(project)) if project else {})
+    merged = merge_workspace(ws)
     frames = disputed(merged)
     project_id, _ = ensure_project(ws, client, role=ADJUDICATION)
     with ws.transaction():

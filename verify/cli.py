@@ -391,12 +391,10 @@ def merge(ctx: Context, unknown_labels: str) -> None:
 
 
 def _merge(ws, unknown_labels="ignore"):
-    from verify.merge import merge as merge_verdicts
+    from verify.merge import merge_workspace
     from verify.workspace import atomic_write
 
-    project = ws.get_meta("project_id")
-    result = merge_verdicts(ws.case, ws.videos(), ws.frames(), ws.annotations(),
-                            ws.tasks(int(project)) if project else {}, unknown_labels)
+    result = merge_workspace(ws, unknown_labels)
     atomic_write(ws.path("reports") / "verdicts.json", json.dumps(result, indent=2, ensure_ascii=False).encode())
     for claim in result["claims"]:
         agree = claim["agreement"]["percent"]
@@ -488,7 +486,7 @@ def status(ctx: Context, as_json: bool) -> None:
     ws = ctx.open()
     videos, frames_ = ws.videos(), ws.frames()
     project = ws.get_meta("project_id")
-    tasks = ws.tasks(int(project)) if project else {}
+    tasks = ws.tasks()
     merged = merge_verdicts(ws.case, videos, frames_, ws.annotations(), tasks)
     exports = ws.exports()
     state = {

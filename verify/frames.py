@@ -164,6 +164,13 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
             "width": int(frame.shape[1]), "height": int(frame.shape[0]), "sharpness": round(sharpness, 2),
         })
 
+    def new_shot(first) -> None:
+        nonlocal shot, window_start, transition_start, anchor
+        shot += 1
+        window_start = transition_start = None
+        diffs.clear()
+        anchor = first
+
     index = -1
     try:
         while True:
@@ -179,20 +186,13 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
                 typical = statistics.median(diffs) if diffs else 0.0
                 if d > p.cut_threshold and d > p.cut_ratio * max(typical, 1.0):  # a hard cut
                     close_window()
-                    shot += 1
-                    window_start = transition_start = None
-                    diffs.clear()
-                    anchor = grey
+                    new_shot(grey)
                 elif transition_start is not None:
                     # inside a fade or dissolve: no candidates until the picture holds still again
                     # (or, for a long camera move, until max_interval has passed)
                     if d <= p.settle_ratio * max(settled, 0.5) or t_ms - transition_start >= p.max_interval_s * 1000:
-                        transition_start = None
-                        shot += 1
                         gradual += 1
-                        window_start = None
-                        diffs.clear()
-                        anchor = grey
+                        new_shot(grey)
                 else:
                     diffs.append(d)
                     if anchor is not None and float(cv2.absdiff(grey, anchor).mean()) > p.gradual_threshold:

@@ -277,10 +277,7 @@ def ingest_link(
         return result
     known = ws.capture_of(url)
     if known and not refresh:
-        video = ws.video(known["video_sha256"])
-        result.ok, result.known, result.sha256, result.source_id = True, True, known["video_sha256"], video["source_id"]
-        result.message = f"already captured {known['captured_at']} as source {video['source_id']}; --refresh captures it again"
-        return result
+        return _already_captured(ws, result, known, "; --refresh captures it again")
     folder = Path(tempfile.mkdtemp(prefix=".link-", dir=ws.path("evidence")))
     try:
         try:
@@ -291,10 +288,7 @@ def ingest_link(
         canonical = got.info.get("webpage_url")
         again = ws.capture_of(canonical) if canonical and canonical != url else None
         if again and not refresh:
-            video = ws.video(again["video_sha256"])
-            result.ok, result.known, result.sha256, result.source_id = True, True, again["video_sha256"], video["source_id"]
-            result.message = f"already captured {again['captured_at']} (as {canonical}) as source {video['source_id']}"
-            return result
+            return _already_captured(ws, result, again, f" (as {canonical})")
         record = capture_record(url, got.info, got.captured_at, "downloaded with yt-dlp")
         result = ingest_file(ws, got.path, source_id, overrides, got.info, record)
         result.path = url
@@ -304,6 +298,13 @@ def ingest_link(
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _already_captured(ws: Workspace, result: IngestResult, capture_row: dict[str, Any], note: str) -> IngestResult:
+    video = ws.video(capture_row["video_sha256"])
+    result.ok, result.known, result.sha256, result.source_id = True, True, video["sha256"], video["source_id"]
+    result.message = f"already captured {capture_row['captured_at']} as source {video['source_id']}{note}"
+    return result
 
 
 def ingest_with_sidecar(

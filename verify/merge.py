@@ -228,6 +228,11 @@ def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]]
         return _merge(case, videos, frames, annotations, tasks, unknown_labels)
 
 
+def merge_workspace(ws: Any, unknown_labels: str = "ignore") -> dict[str, Any]:
+    """Merge everything a workspace holds: the one place merge reads from a ``Workspace``."""
+    return merge(ws.case, ws.videos(), ws.frames(), ws.annotations(), ws.tasks(), unknown_labels)
+
+
 def _merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
            annotations: list[dict[str, Any]], tasks: dict[str, int] | None,
            unknown_labels: str) -> dict[str, Any]:

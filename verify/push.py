@@ -159,6 +159,16 @@ def import_missing(
     return existing, len(missing)
 
 
+def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Path:
+    """The server's local-files document root, or a VerifyError saying there is no way to serve frames."""
+    if files_root is None:
+        raise VerifyError(
+            f"{client.url}: verify can serve frames only to a Label Studio on this machine for now; set VERIFY_FILES_ROOT "
+            "to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (upload to remote servers is not built yet)"
+        )
+    return files_root
+
+
 def stage_frames(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
     """Place frames under the server's document root (hard links where possible); return (folder, key → URL)."""
     folder = files_root / "verify" / ws.id
@@ -195,11 +205,7 @@ def push(
     frames = ws.frames()
     if not frames:
         raise VerifyError("no frames to push; run `verify ingest VIDEO…` and `verify frames` first")
-    if files_root is None:
-        raise VerifyError(
-            f"{client.url}: verify can serve frames only to a Label Studio on this machine for now; set VERIFY_FILES_ROOT "
-            "to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (upload to remote servers is not built yet)"
-        )
+    require_files_root(client, files_root)
     project_id, created = ensure_project(ws, client, new_project, reset_config)
     videos = {v["sha256"]: v for v in ws.videos()}
     wanted = [f for f in frames if include_duplicates or not f["duplicate_of"]]

@@ -58,7 +58,7 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
     frames = ws.frames()
     annotations = ws.annotations()
     project = ws.get_meta("project_id")
-    tasks = ws.tasks(int(project)) if project else {}
+    tasks = ws.tasks()
     merged = merge(case, videos, frames, annotations, tasks, unknown_labels)
     frames_by_key = {f["key"]: f for f in merged["frames"]}
     for f in merged["frames"]:

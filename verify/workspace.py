@@ -243,8 +243,12 @@ class Workspace:
             rows = self.db.execute("SELECT * FROM frames ORDER BY video_sha256, t_ms")
         return [_decode(row, "extractor") for row in rows.fetchall()]
 
-    def tasks(self, project_id: int) -> dict[str, int]:
-        rows = self.db.execute("SELECT frame_key, task_id FROM tasks WHERE project_id = ?", (project_id,))
+    def tasks(self) -> dict[str, int]:
+        """Frame key → task id in the workspace's review project (empty before the first push)."""
+        project = self.get_meta("project_id")
+        if project is None:
+            return {}
+        rows = self.db.execute("SELECT frame_key, task_id FROM tasks WHERE project_id = ?", (int(project),))
         return dict(rows.fetchall())
 
     def annotations(self) -> list[dict[str, Any]]:
