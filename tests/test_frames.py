@@ -41,17 +41,30 @@ def truth_for(ws, video):
 
 
 def test_timestamps_are_presentation_times_and_frames_match_them(ingested):
+    import av
+
     extract(ingested)
     for video, frames in _by_video(ingested).values():
         fps = truth_for(ingested, video)["fps"]
+        path = str(ingested.path(video["evidence"]))
+        with av.open(path) as container:  # the decoded pictures, straight from FFmpeg
+            decoded = {i: f.to_ndarray() for i, f in enumerate(container.decode(video=0))}
+        cap = cv2.VideoCapture(path)  # and an independent decoder, OpenCV's
+        independent = {}
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            independent[len(independent)] = frame
+        cap.release()
         for f in frames:
             assert f["t_ms"] == pytest.approx(f["frame_index"] * 1000 / fps, abs=0.01)
-            # the stored pixels are the decoded frame at that index
-            cap = cv2.VideoCapture(str(ingested.path(video["evidence"])))
-            for _ in range(f["frame_index"] + 1):
-                ok, frame = cap.read()
-            cap.release()
-            assert hashlib.sha256(frame.tobytes()).hexdigest() == f["pixel_sha256"]
+            # the pixel hash is of the decoded picture at that index…
+            assert hashlib.sha256(decoded[f["frame_index"]].data).hexdigest() == f["pixel_sha256"]
+            # …and the JPEG shows what another decoder sees at that index (not a neighbour)
+            jpeg = cv2.imread(str(ingested.path(f["file"])))
+            diffs = {i: float(cv2.absdiff(jpeg, independent[i]).mean()) for i in (f["frame_index"] - 1, f["frame_index"], f["frame_index"] + 1) if i in independent}
+            assert min(diffs, key=diffs.get) == f["frame_index"] and diffs[f["frame_index"]] < 4, diffs
 
 
 def test_frame_records_trace_back_to_the_bytes(ingested):
@@ -211,3 +224,62 @@ def test_fades_and_dissolves_are_transitions_and_every_clean_shot_gets_a_sharp_f
     assert result["measured"]["gradual_transitions"] >= len(t["transitions"])
     assert sorted(p.name for p in out.iterdir()) == sorted(f["file"] for f in result["frames"])
     print(f"transitions: {len(t['shots'])} shots covered by {len(times)} frames at {times}")
+
+
+def test_phone_rotation_is_applied_so_frames_come_out_upright(tmp_path):
+    from fixtures.generate import phone_rotated
+    from verify.media import probe
+
+    video = tmp_path / "phone.mp4"
+    t = phone_rotated(video)
+    facts = probe(str(video))
+    assert (facts["rotation"], facts["displayed_width"], facts["displayed_height"]) == (90, 360, 640)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = extract_video(str(video), str(out), asdict(FrameParams()))
+    assert result["measured"]["shots"] == len(t["shots"])
+    for f in result["frames"]:
+        image = cv2.imread(str(out / f["file"]))
+        assert (f["width"], f["height"]) == image.shape[1::-1] == (t["upright_width"], t["upright_height"])
+        corner = image[: t["upright_height"] // 8 - 4, : t["upright_width"] // 4 - 4]
+        assert corner.mean() > 240, "the white block is not top-left: the frame is not upright"
+
+
+def test_variable_frame_rate_timestamps_are_the_streams_own(tmp_path):
+    from fixtures.generate import variable_frame_rate
+
+    video = tmp_path / "vfr.mp4"
+    t = variable_frame_rate(video)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = extract_video(str(video), str(out), asdict(FrameParams(max_interval_s=0.5)))
+    m = result["measured"]
+    assert m["variable_frame_rate"] is True and m["decoded_frames"] == len(t["times_ms"])
+    assert m["shots"] == len(t["shots"])
+    assert len(result["frames"]) >= len(t["shots"])
+    for f in result["frames"]:
+        # the exact presentation time of that very picture (the gaps are irregular: index ÷ fps is not it)
+        assert f["t_ms"] == t["times_ms"][f["frame_index"]]
+    assert m["first_pts_ms"] == 0 and m["last_pts_ms"] == t["times_ms"][-1]
+
+
+def test_preview_decodes_only_keyframes_and_says_so(ingested):
+    from verify.frames import PREVIEW_NOTE
+    from verify.push import build_task
+
+    results = extract(ingested, FrameParams(mode="preview"))
+    assert all(r.ok for r in results), [r.message for r in results]
+    for video, frames in _by_video(ingested).values():
+        assert video["frames_status"] == "preview" and PREVIEW_NOTE in video["frames_note"]
+        assert frames and all(f["extractor"]["params"]["mode"] == "preview" for f in frames)
+        assert video["metadata"]["measured"]["decoded_frames"] < truth_for(ingested, video)["duration_s"] * truth_for(ingested, video)["fps"] / 2
+        task = build_task(frames[0], video, "/x.jpg", "ws")
+        assert "PREVIEW" in task["data"]["timestamp"]
+    # a preview frame is still proven against the evidence
+    from verify.frames import check_frame
+
+    frame = frames[0]
+    assert check_frame(ingested, f"{video['source_id']}@{frame['t_ms'] / 1000}").ok
+    # a full extraction afterwards is not skipped
+    full = extract(ingested)
+    assert len(full) == len(results) and all(ingested.video(r.sha256)["frames_status"] in ("ok", "partial") for r in full)

@@ -263,20 +263,24 @@ def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_
 @click.option("--redo", is_flag=True, help="Extract again for videos that already have frames.")
 @click.option("--workers", type=click.IntRange(1, 32), default=min(2, os.cpu_count() or 1), show_default=True,
               help="Videos decoded in parallel.")
+@click.option("--preview", is_flag=True,
+              help="Quick look: decode only the stream's own keyframes (much faster; shots between keyframes can be "
+                   "missed). Frames are marked as preview; a later plain `verify frames` does the full extraction.")
 @click.option("--at", "checks", multiple=True, metavar="VIDEO@TIME",
               help="Re-extract the stored frame of VIDEO (source id or sha256 prefix) at TIME (seconds or H:MM:SS.mmm) "
                    "from the evidence and confirm its pixels and JPEG match the record (repeatable).")
 @click.pass_obj
 @run
-def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, checks: tuple[str, ...]) -> None:
+def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, preview: bool, checks: tuple[str, ...]) -> None:
     """Extract keyframes: every shot covered, near-duplicates dropped, re-uploads linked.
 
     \b
     Example: verify frames --max-interval 2
+    Example: verify frames --preview
     Example: verify frames --at militants-at-gate@4.8
     """
     from verify.errors import IntegrityError
-    from verify.frames import FrameParams, check_frame, extract
+    from verify.frames import FrameParams, check_frame, extract, pending
 
     ws = ctx.open()
     if checks:
@@ -294,12 +298,12 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, c
         if failed:
             raise IntegrityError(f"{failed} of {len(checks)} frames do not match their evidence")
         return
-    params = FrameParams(max_interval_s=max_interval or ws.case.frames.max_interval_s)
-    pending = [v for v in ws.videos() if redo or v["frames_status"] not in ("ok", "partial")]
-    if not pending:
+    params = FrameParams(max_interval_s=max_interval or ws.case.frames.max_interval_s, mode="preview" if preview else "full")
+    todo = pending(ws, params, redo)
+    if not todo:
         click.echo("every ingested video already has frames (use --redo to extract again)")
         return
-    with ws.lock(), click.progressbar(length=len(pending), label="decoding", file=sys.stderr) as bar:
+    with ws.lock(), click.progressbar(length=len(todo), label="decoding", file=sys.stderr) as bar:
         lines = []
 
         def show(result):

@@ -1,13 +1,15 @@
 """Frames: pick the keyframes reviewers will see.
 
-One pass over the decoded stream. Per frame, only cheap work on a small grey copy: a
-difference against the previous frame finds hard cuts; blank (near-uniform) frames are
-skipped; a Laplacian variance scores sharpness. Each shot is cut into windows of at most
+One pass over the decoded stream (``verify.media``). Per frame, only cheap work on a small grey
+copy of the luma plane: a difference against the previous frame finds hard cuts, one against
+the shot's first frame finds fades and dissolves; blank (near-uniform) frames are skipped; a
+Laplacian variance scores sharpness. Each shot is cut into windows of at most
 ``max_interval_s``; the sharpest frame of each window is a candidate. A candidate whose
 perceptual hash is within ``dup_distance`` bits of a frame already kept from this video is
 dropped. Kept frames are written as JPEG and recorded with their presentation time (from the
 stream, never index ÷ fps), index, shot, sha256 of the JPEG, sha256 of the decoded pixels and
-the perceptual hash. After all videos, frames that match a frame of another video (a
+the perceptual hash. Preview mode (``mode="preview"``) decodes only the stream's keyframes: fast,
+but shots between keyframes can be missed, and its frames say so. After all videos, frames that match a frame of another video (a
 re-upload) are linked to it with ``duplicate_of``.
 
 Each video is decoded in its own process (``verify.isolate``): a hang or crash costs one file.
@@ -21,6 +23,7 @@ import os
 import shutil
 import statistics
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +31,7 @@ from typing import Any, Callable
 from verify import __version__
 from verify.errors import MediaError, VerifyError
 from verify.isolate import map_isolated, run_isolated
+from verify.media import decode_at
 from verify.workspace import Workspace
 
 EXTRACTOR = f"verify.frames/{__version__}"
@@ -40,16 +44,18 @@ class FrameParams:
     max_interval_s: float = 2.0  # a long shot still gets a frame at least this often
     cut_threshold: float = 12.0  # mean absolute grey difference (0-255) that can be a cut…
     cut_ratio: float = 4.0  # …if it is also this many times the recent typical difference
-    gradual_threshold: float = 30.0  # difference from the shot's first frame that starts a fade or dissolve
+    gradual_threshold: float = 15.0  # difference from the shot's first frame that starts a fade or dissolve
     settle_ratio: float = 2.5  # a transition ends when frame differences fall back under this × the typical one
     blank_std: float = 5.0  # grey standard deviation below which a frame is blank
     dup_distance: int = 6  # perceptual-hash bits: closer frames of one video are duplicates…
     replace_ratio: float = 1.5  # …and a later one replaces the kept one only if this much sharper
     link_distance: int = 10  # perceptual-hash bits: closer frames of two videos are re-uploads
-    analysis_width: int = 320  # width of the grey copy all per-frame work runs on
+    analysis_width: int = 192  # width of the grey copy all per-frame work runs on
     jpeg_quality: int = 92
     max_pixels: int = 7680 * 4320  # refuse to decode frames larger than 8K UHD
     timeout_s: float = 900.0  # per video
+    threads: int = 2  # decoder threads per video
+    mode: str = "full"  # "full": every picture decoded; "preview": the stream's keyframes only
 
 
 @dataclass
@@ -83,47 +89,39 @@ def frame_key(video_sha256: str, t_ms: float, pixel_sha256: str) -> str:
     return hashlib.sha256(f"{video_sha256}:{t_ms:.3f}:{pixel_sha256}".encode()).hexdigest()[:32]
 
 
-def _small_grey(frame, width: int):
-    """The grey copy all per-frame work runs on: halved with a Gaussian pyramid while that
-    stays at least twice ``width`` (cheap, no aliasing), then area-resampled to ``width``."""
+def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
+    """Size of the small grey copy every per-frame measure runs on (``target`` wide at most)."""
+    w = min(target, width)
+    return w, max(1, round(height * w / width))
+
+
+def sharpness(small) -> float:
+    """Variance of the Laplacian: high for crisp detail, low for blur and motion smear."""
     import cv2
 
-    small = frame
-    while small.shape[1] >= 2 * width:
-        small = cv2.pyrDown(small)
-    h, w = small.shape[:2]
-    target = min(width, frame.shape[1])
-    small = cv2.resize(small, (target, max(1, round(h * target / w))), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    return cv2.norm(cv2.Laplacian(small, cv2.CV_16S), cv2.NORM_L2SQR) / small.size  # its mean is ~0
 
 
 def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Decode one video and write its keyframes into ``out_dir``. Runs in a child process.
 
+    Per decoded picture only cheap work, on a small grey copy of the luma plane: difference
+    to the previous picture (hard cuts) and to the shot's first (fades, dissolves), standard
+    deviation (blank frames) and Laplacian variance (sharpness). Only a window's winner is
+    converted to colour, hashed and written as JPEG.
+
     Returns {"frames": [...], "measured": {...}, "warning": str}.
     Raises:
         MediaError: the file cannot be decoded at all, or its frames exceed the pixel cap.
     """
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
     import numpy as np
 
-    from verify.errors import MediaError
+    from verify.media import Video
 
     p = FrameParams(**params)
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-    if not cap.isOpened():
-        raise MediaError("no decodable video stream")
-    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    if width * height > p.max_pixels:
-        cap.release()
-        raise MediaError(f"frames of {width}×{height} exceed the pixel cap of {p.max_pixels:,} (8K UHD); refused")
-    estimate = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    estimate = int(estimate) if 0 < estimate < 1e9 else None
-    nominal_fps = cap.get(cv2.CAP_PROP_FPS) or None
-
-    kept: list[dict[str, Any]] = []
+    preview = p.mode == "preview"
+    kept: list[tuple[float, Future]] = []  # (sharpness, the frame being written in the background)
     hashes: list[int] = []
     suppressed = blank = 0
     diffs: deque[float] = deque(maxlen=25)
@@ -134,35 +132,27 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
     settled = 0.0  # the typical frame difference before the transition began
     shot = gradual = 0
     window_start: float | None = None
-    best: tuple[float, Any, Any, float, int, int] | None = None  # sharpness, frame, grey, t, index, shot
+    best: tuple[float, Any, Any, int] | None = None  # sharpness, picture, small grey, shot
 
     def close_window() -> None:
         nonlocal best, suppressed
         if best is None:
             return
-        sharpness, frame, grey, t_ms, index, frame_shot = best
+        score, picture, small, frame_shot = best
         best = None
-        h = phash(grey)
+        h = phash(small)
         twin = next((i for i, other in enumerate(hashes) if hamming(h, other) <= p.dup_distance), None)
         if twin is not None:  # the same picture again: keep whichever is clearly sharper
             suppressed += 1
-            if sharpness <= p.replace_ratio * kept[twin]["sharpness"]:
+            if score <= p.replace_ratio * kept[twin][0]:
                 return
-            Path(out_dir, kept[twin]["file"]).unlink(missing_ok=True)
-            del kept[twin], hashes[twin]
-        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality])
-        if not ok:
-            raise MediaError(f"could not encode the frame at {t_ms / 1000:.3f} s as JPEG")
-        data = jpeg.tobytes()
-        pixel_sha = hashlib.sha256(frame.tobytes()).hexdigest()
-        name = f"{int(round(t_ms)):09d}ms-{pixel_sha[:12]}.jpg"
-        Path(out_dir, name).write_bytes(data)
+            _, replaced = kept.pop(twin)
+            hashes.pop(twin)
+            Path(out_dir, replaced.result()["file"]).unlink(missing_ok=True)
         hashes.append(h)
-        kept.append({
-            "t_ms": round(t_ms, 3), "frame_index": index, "shot": frame_shot, "file": name,
-            "sha256": hashlib.sha256(data).hexdigest(), "pixel_sha256": pixel_sha, "phash": f"{h:016x}",
-            "width": int(frame.shape[1]), "height": int(frame.shape[0]), "sharpness": round(sharpness, 2),
-        })
+        record = {"t_ms": picture.t_ms, "frame_index": picture.index, "shot": frame_shot, "phash": f"{h:016x}",
+                  "sharpness": round(score, 2)}
+        kept.append((score, writer.submit(write_frame, picture, record, out_dir, p.jpeg_quality)))
 
     def new_shot(first) -> None:
         nonlocal shot, window_start, transition_start, anchor
@@ -171,36 +161,47 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
         diffs.clear()
         anchor = first
 
-    index = -1
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            index += 1
-            t_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+    with Video(path, threads=p.threads, keyframes_only=preview, max_pixels=p.max_pixels) as video, \
+            ThreadPoolExecutor(max_workers=1) as writer:
+        facts = video.facts()
+        shape = size = None
+        for picture in video.pictures(prefetch=4):
+            t_ms = picture.t_ms
             times.append(t_ms)
-            grey = _small_grey(frame, p.analysis_width)
-            if prev is not None:
-                d = float(cv2.absdiff(grey, prev).mean())
+            luma = picture.luma
+            if luma.shape != shape:  # the first picture, or the resolution changed mid-stream
+                if shape is not None:
+                    close_window()
+                    new_shot(None)
+                    prev = None
+                shape, size = luma.shape, analysis_size(luma.shape[1], luma.shape[0], p.analysis_width)
+            small = cv2.resize(luma, size, interpolation=cv2.INTER_NEAREST)
+            blank_picture = float(cv2.meanStdDev(small)[1][0, 0]) * picture.gain < p.blank_std
+            if preview:  # every keyframe is its own window; no shot detection between keyframes
+                close_window()
+                window_start = None
+            elif prev is not None:
+                d = cv2.norm(small, prev, cv2.NORM_L1) / small.size * picture.gain
                 typical = statistics.median(diffs) if diffs else 0.0
                 if d > p.cut_threshold and d > p.cut_ratio * max(typical, 1.0):  # a hard cut
                     close_window()
-                    new_shot(grey)
+                    new_shot(small)
                 elif transition_start is not None:
                     # inside a fade or dissolve: no candidates until the picture holds still again
                     # (or, for a long camera move, until max_interval has passed)
-                    if d <= p.settle_ratio * max(settled, 0.5) or t_ms - transition_start >= p.max_interval_s * 1000:
+                    # (a fade's black hold is still the transition: it ends on a picture with content)
+                    still = d <= p.settle_ratio * max(settled, 0.5) and not blank_picture
+                    if still or t_ms - transition_start >= p.max_interval_s * 1000:
                         gradual += 1
-                        new_shot(grey)
+                        new_shot(small)
                 else:
                     diffs.append(d)
-                    if anchor is not None and float(cv2.absdiff(grey, anchor).mean()) > p.gradual_threshold:
+                    if anchor is not None and cv2.norm(small, anchor, cv2.NORM_L1) / small.size * picture.gain > p.gradual_threshold:
                         close_window()  # what the shot showed before the transition
                         transition_start, settled = t_ms, typical
             if anchor is None:
-                anchor = grey
-            prev = grey
+                anchor = small
+            prev = small
             if transition_start is not None:
                 continue
             if window_start is not None and t_ms - window_start >= p.max_interval_s * 1000:
@@ -208,41 +209,62 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
                 window_start = None
             if window_start is None:
                 window_start = t_ms
-            if float(grey.std()) < p.blank_std:
+            if blank_picture:
                 blank += 1
                 continue
-            sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-            if best is None or sharpness > best[0]:
-                best = (sharpness, frame, grey, t_ms, index, shot)
+            score = sharpness(small)
+            if best is None or score > best[0]:
+                best = (score, picture, small, shot)
         close_window()
-    finally:
-        cap.release()
-    if index < 0:
-        raise MediaError("the video stream has no decodable frame")
+        frames = [future.result() for _, future in kept]
+        decode_errors, last_error = video.decode_errors, video.last_error
+    if not times:
+        raise MediaError(f"the video stream has no decodable frame{f' ({last_error})' if last_error else ''}")
 
-    decoded = index + 1
+    decoded = len(times)
     steps = np.diff(np.array(times)) if len(times) > 1 else np.array([])
+    step = float(np.median(steps)) if steps.size else 0.0
+    estimate = facts["frame_count_estimate"]
     measured = {
+        "mode": p.mode,
         "decoded_frames": decoded,
         "first_pts_ms": round(times[0], 3),
         "last_pts_ms": round(times[-1], 3),
-        "duration_s": round((times[-1] - times[0]) / 1000 + (float(np.median(steps)) / 1000 if steps.size else 0), 3),
-        "measured_fps": round(1000 / float(np.median(steps)), 3) if steps.size and np.median(steps) > 0 else None,
-        "variable_frame_rate": bool(steps.size and float(steps.std()) > 0.05 * float(np.median(steps))),
-        "shots": shot + 1,
+        "duration_s": round((times[-1] - times[0] + (step if not preview else 0)) / 1000, 3),
+        "measured_fps": None if preview or step <= 0 else round(1000 / step, 3),
+        "variable_frame_rate": None if preview else bool(steps.size and float(steps.std()) > 0.05 * step),
+        "shots": None if preview else shot + 1,
         "gradual_transitions": gradual,
         "blank_frames": blank,
         "near_duplicates_dropped": suppressed,
-        "nominal_fps": round(nominal_fps, 3) if nominal_fps else None,
+        "decode_errors": decode_errors,
+        "nominal_fps": facts["nominal_fps"],
         "frame_count_estimate": estimate,
+        "decoder": facts["reader"],
     }
-    warning = ""
-    if estimate and decoded < 0.9 * estimate:
-        warning = (
-            f"decoding stopped after {decoded} of ~{estimate} frames (at {times[-1] / 1000:.2f} s): "
-            "the file looks truncated or corrupt; the frames decoded so far are kept"
-        )
-    return {"frames": kept, "measured": measured, "warning": warning}
+    warnings = []
+    if (not preview and estimate and decoded < 0.9 * estimate) or (last_error and not decode_errors):
+        warnings.append(f"decoding stopped after {decoded} of ~{estimate or '?'} frames (at {times[-1] / 1000:.2f} s): "
+                        "the file looks truncated or corrupt; the frames decoded so far are kept")
+    if decode_errors:
+        warnings.append(f"{decode_errors} corrupt packet(s) skipped ({last_error}); the picture may have glitches there")
+    return {"frames": sorted(frames, key=lambda r: r["t_ms"]), "measured": measured, "warning": "; ".join(warnings)}
+
+
+def write_frame(picture, record: dict[str, Any], out_dir: str, quality: int) -> dict[str, Any]:
+    """Full-resolution work, for kept frames only: colour, upright, JPEG, hashes. Returns the record."""
+    import cv2
+
+    image = picture.bgr()
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise MediaError(f"could not encode the frame at {picture.t_ms / 1000:.3f} s as JPEG")
+    data = jpeg.tobytes()
+    pixel_sha = picture.pixel_sha256()
+    name = f"{int(round(picture.t_ms)):09d}ms-{pixel_sha[:12]}.jpg"
+    Path(out_dir, name).write_bytes(data)
+    return {**record, "file": name, "sha256": hashlib.sha256(data).hexdigest(), "pixel_sha256": pixel_sha,
+            "width": int(image.shape[1]), "height": int(image.shape[0])}
 
 
 def extract(
@@ -258,7 +280,7 @@ def extract(
     same parameters yields the same keys, so nothing is duplicated.
     """
     params = params or FrameParams(max_interval_s=ws.case.frames.max_interval_s)
-    videos = [v for v in ws.videos() if redo or v["frames_status"] not in ("ok", "partial")]
+    videos = pending(ws, params, redo)
     jobs = []
     for video in videos:
         tmp = ws.path("frames") / f".tmp-{video['sha256'][:16]}-{os.getpid()}"
@@ -280,6 +302,15 @@ def extract(
     return results
 
 
+def pending(ws: Workspace, params: FrameParams, redo: bool = False) -> list[dict]:
+    """Videos to extract: those without frames; a preview does not count as done for a full extraction."""
+    done = ("ok", "partial", "preview") if params.mode == "preview" else ("ok", "partial")
+    return [v for v in ws.videos() if redo or v["frames_status"] not in done]
+
+
+PREVIEW_NOTE = "preview: the stream's keyframes only, shots between them may be missing; run `verify frames` for a full extraction"
+
+
 def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams) -> VideoFrames:
     sha = video["sha256"]
     result = VideoFrames(sha256=sha, source_id=video["source_id"], ok=outcome.ok)
@@ -291,7 +322,7 @@ def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams)
     value = outcome.value
     final = ws.path("frames") / sha[:16]
     final.mkdir(exist_ok=True)
-    extractor = {"name": EXTRACTOR, "params": asdict(params)}
+    extractor = {"name": EXTRACTOR, "decoder": value["measured"]["decoder"], "params": asdict(params)}
     rows = []
     for f in value["frames"]:
         os.replace(tmp / f["file"], final / f["file"])
@@ -299,7 +330,8 @@ def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams)
         rows.append((key, sha, f["t_ms"], f["frame_index"], f["shot"], str((final / f["file"]).relative_to(ws.root)),
                      f["sha256"], f["pixel_sha256"], f["phash"], f["width"], f["height"], f["sharpness"],
                      _dumps(extractor)))
-    status = "partial" if value["warning"] else "ok"
+    status = "preview" if params.mode == "preview" else "partial" if value["warning"] else "ok"
+    note = "; ".join(filter(None, [PREVIEW_NOTE if params.mode == "preview" else "", value["warning"]])) or None
     metadata = {**video["metadata"], "measured": value["measured"]}
     with ws.transaction() as db:
         db.executemany(
@@ -309,10 +341,11 @@ def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams)
         )
         db.execute(
             "UPDATE videos SET frames_status = ?, frames_note = ?, metadata = ? WHERE sha256 = ?",
-            (status, value["warning"] or None, _dumps(metadata), sha),
+            (status, note, _dumps(metadata), sha),
         )
     result.frames, result.warning, result.measured = len(rows), value["warning"], value["measured"]
-    result.message = f"{len(rows)} frames from {value['measured']['shots']} shots"
+    shots = value["measured"]["shots"]
+    result.message = f"{len(rows)} frames from {shots} shots" if shots else f"{len(rows)} frames ({PREVIEW_NOTE})"
     return result
 
 
@@ -335,30 +368,6 @@ def link_reuploads(ws: Workspace, distance: int) -> int:
         with ws.transaction() as db:
             db.executemany("UPDATE frames SET duplicate_of = ? WHERE key = ?", links)
     return len(links)
-
-
-def decode_at(path: str, frame_index: int) -> dict[str, Any]:
-    """Decode a video from the start up to frame ``frame_index``; its time and pixel hash. Runs isolated.
-
-    Decoding from the start (not seeking) gives the same frame extraction saw.
-    """
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    import cv2
-
-    from verify.errors import MediaError
-
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-    try:
-        if not cap.isOpened():
-            raise MediaError("no decodable video stream")
-        for index in range(frame_index + 1):
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                raise MediaError(f"the video ends after {index} frames, before frame {frame_index}")
-        return {"t_ms": round(float(cap.get(cv2.CAP_PROP_POS_MSEC)), 3),
-                "pixel_sha256": hashlib.sha256(frame.tobytes()).hexdigest()}
-    finally:
-        cap.release()
 
 
 @dataclass
@@ -413,7 +422,12 @@ def check_frame(ws: Workspace, spec: str, timeout: float = 900.0) -> FrameCheck:
     if abs(frame["t_ms"] - t_ms) > 500:
         times = ", ".join(f"{f['t_ms'] / 1000:.3f}" for f in frames[:12])
         raise VerifyError(f"--at {spec!r}: no stored frame within 0.5 s; {video['source_id']} has frames at {times} s")
-    outcome = run_isolated(decode_at, (str(ws.path(video["evidence"])), frame["frame_index"]), timeout)
+    extractor = frame["extractor"] or {}
+    if extractor.get("name") != EXTRACTOR:
+        raise VerifyError(f"--at {spec!r}: this frame was extracted by {extractor.get('name')}, not {EXTRACTOR}; "
+                          "its pixels can only be re-checked by that version (or re-extract with `verify frames --redo`)")
+    preview = extractor.get("params", {}).get("mode") == "preview"
+    outcome = run_isolated(decode_at, (str(ws.path(video["evidence"])), frame["frame_index"], preview), timeout)
     if not outcome.ok:
         raise MediaError(f"{video['source_id']}: {outcome.error}")
     jpeg = ws.path(frame["file"])

@@ -4,7 +4,7 @@ A link is captured with yt-dlp (``verify.links``) and the downloaded bytes are t
 like a file, with the platform's metadata as provenance and its info JSON archived beside the
 evidence. For each file: decide by its content (not its name) whether it is a video container, refuse
 playlists and concat lists (they make the decoder read other files), copy its bytes once into
-``evidence/`` while hashing them, make that copy read-only, probe it with OpenCV in an
+``evidence/`` while hashing them, make that copy read-only, probe it (``verify.media``) in an
 isolated process, and record its provenance. One bad file is one failed result; the others
 go on.
 """
@@ -24,6 +24,7 @@ from typing import Any, Callable
 from verify.case import SIDES, Source, is_web_url
 from verify.errors import MediaError
 from verify.isolate import run_isolated
+from verify.media import probe
 from verify.links import (
     capture,
     capture_record,
@@ -38,7 +39,7 @@ from verify.workspace import Workspace, atomic_write, now_utc
 CHUNK = 1 << 20
 PROBE_TIMEOUT_S = 60.0
 
-# Leading bytes of the containers OpenCV's FFmpeg build reads. Anything else is refused.
+# Leading bytes of the containers FFmpeg reads. Anything else is refused.
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (4, b"ftyp", "mp4/mov"),
     (4, b"moov", "mov"),
@@ -88,43 +89,6 @@ def sniff_container(head: bytes) -> str:
     if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n":
         raise MediaError("a still image, not a video")
     raise MediaError("not a recognised video container (mp4, mov, mkv, webm, avi, flv, ts, ogg, wmv, gif)")
-
-
-def probe(path: str) -> dict[str, Any]:
-    """Container and stream facts OpenCV can read; runs in an isolated process.
-
-    Frame count and duration from the container are estimates (opencv#16821); ``verify frames``
-    records the measured values from decoded presentation times.
-    """
-    import cv2
-
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-    try:
-        if not cap.isOpened():
-            raise MediaError("no decodable video stream (audio only, or a corrupt or incomplete file)")
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            raise MediaError("the video stream has no decodable frame")
-        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
-        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc > 0 else ""
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        count = int(count) if 0 < count < 1e9 else None
-        return {
-            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            "displayed_width": int(frame.shape[1]),
-            "displayed_height": int(frame.shape[0]),
-            "rotation": int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0),
-            "codec": codec,
-            "nominal_fps": round(fps, 3) if fps > 0 else None,
-            "frame_count_estimate": count,
-            "duration_estimate_s": round(count / fps, 3) if count and fps > 0 else None,
-            "bitrate_kbps": int(cap.get(cv2.CAP_PROP_BITRATE) or 0) or None,
-            "reader": f"opencv {cv2.__version__} ({cap.getBackendName()})",
-        }
-    finally:
-        cap.release()
 
 
 def _copy_and_hash(src: Path, evidence_dir: Path) -> tuple[str, Path, int, str]:

@@ -57,13 +57,19 @@ def build_task(frame: dict[str, Any], video: dict[str, Any], image_url: str, wor
             "image": image_url,
             "frame_key": frame["key"],
             "provenance": "Source: " + " · ".join(b for b in bits if b),
-            "timestamp": f"Frame at {timestamp(frame['t_ms'])} (shot {frame['shot'] + 1}) · video sha256 {video['sha256'][:16]}",
+            "timestamp": f"{_where(frame)} · video sha256 {video['sha256'][:16]}",
             "source_id": prov["source_id"],
             "video_sha256": video["sha256"],
             "t_ms": frame["t_ms"],
         },
         "meta": {"verify_key": frame["key"], "verify_workspace": workspace_id},
     }
+
+
+def _where(frame: dict[str, Any]) -> str:
+    if ((frame.get("extractor") or {}).get("params") or {}).get("mode") == "preview":
+        return f"Keyframe at {timestamp(frame['t_ms'])} (PREVIEW: stream keyframes only, shots may be missing)"
+    return f"Frame at {timestamp(frame['t_ms'])} (shot {frame['shot'] + 1})"
 
 
 @dataclass(frozen=True)
