@@ -84,6 +84,11 @@ def _hostile_workspace(tmp_path, footage) -> Workspace:
                  overrides={"uploader": payload, "platform": PAYLOADS[5], "posted_at": PAYLOADS[6]})
     assert r.ok, r.message
     extract(ws)
+    video = ws.video(r.sha256)  # container tags come from the file: as hostile as any other text
+    metadata = {**video["metadata"], "creation_time": PAYLOADS[11], "encoder": PAYLOADS[10],
+                "tags": {PAYLOADS[8]: PAYLOADS[9], "com.apple.quicktime.location.ISO6709": PAYLOADS[12]}}
+    with ws.transaction() as db:
+        db.execute("UPDATE videos SET metadata = ? WHERE sha256 = ?", (json.dumps(metadata), r.sha256))
     frames = ws.frames()
     rows = []
     for i, (frame, text) in enumerate(zip(frames * 20, PAYLOADS)):
