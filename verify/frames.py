@@ -165,7 +165,8 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
             ThreadPoolExecutor(max_workers=1) as writer:
         facts = video.facts()
         shape = size = None
-        for picture in video.pictures(prefetch=4):
+        ahead = max(1, min(4, (64 << 20) // max(1, video.width * video.height * 3 // 2)))  # ≤ ~64 MB of pictures queued
+        for picture in video.pictures(prefetch=ahead):
             t_ms = picture.t_ms
             times.append(t_ms)
             luma = picture.luma
