@@ -174,10 +174,22 @@ def test_the_html_report_escapes_the_note_and_embeds_its_images(loop):
 
 def test_status_shows_reviewers_and_claims(loop):
     state = json.loads(run(loop["env"], "status", "--json").output)
-    assert state["reviewers"]["ben@desk.example"] == {"annotations": len(loop["plan"]["flag"]) + 1, "skipped": 1, "ground_truth": 0}
-    assert {c["id"]: c["verdict"] for c in state["claims"]}["taliban_flag_raised"] == "supported"
+    tasks, flag = len(loop["tasks"]), len(loop["plan"]["flag"])
+    # ben: the flag frames and the militants frame answered, the civilians frame skipped; the rest still open to him
+    assert state["reviewers"]["ben@desk.example"] == {"assigned": tasks, "done": flag + 1, "skipped": 1,
+                                                      "remaining": tasks - flag - 2}
+    # ana answered the civilians frame too; it still needs a second reviewer, but not her
+    assert state["reviewers"]["ana@desk.example"] == {"assigned": tasks, "done": flag + 2, "skipped": 0,
+                                                      "remaining": tasks - flag - 2}
+    assert state["open_tasks"] == tasks - flag - 1
+    claims = {c["id"]: c for c in state["claims"]}
+    assert claims["taliban_flag_raised"]["verdict"] == "supported"
+    assert (claims["taliban_flag_raised"]["done"], claims["taliban_flag_raised"]["answers"]) == (flag, 2 * flag)
+    assert (claims["civilians_refused_passage"]["done"], claims["civilians_refused_passage"]["answered"]) == (0, 1)
+    assert claims["civilians_refused_passage"]["remaining"] == tasks
     text = run(loop["env"], "status").output
-    assert "reviewer ana@desk.example" in text and "claim taliban_flag_raised: supported" in text
+    assert "ana@desk.example" in text and "taliban_flag_raised" in text and "supported" in text
+    print(text)
 
 
 def test_a_personal_access_token_works_too(loop, label_studio):

@@ -486,12 +486,16 @@ def status(ctx: Context, as_json: bool) -> None:
     Example: verify status --json
     """
     from verify.merge import merge as merge_verdicts
+    from verify.merge import review_progress
 
     ws = ctx.open()
     videos, frames_ = ws.videos(), ws.frames()
     project = ws.get_meta("project_id")
     tasks = ws.tasks()
-    merged = merge_verdicts(ws.case, videos, frames_, ws.annotations(), tasks)
+    annotations = ws.annotations()
+    merged = merge_verdicts(ws.case, videos, frames_, annotations, tasks)
+    progress = review_progress(ws.case, tasks, annotations)
+    verdicts = {c["id"]: c["verdict"] for c in merged["claims"]}
     exports = ws.exports()
     state = {
         "workspace": str(ws.root),
@@ -502,11 +506,12 @@ def status(ctx: Context, as_json: bool) -> None:
                    for v in videos],
         "frames": len(frames_),
         "tasks": len(tasks),
+        "open_tasks": progress["open_tasks"],
+        "reviewers_per_frame": progress["reviewers_per_frame"],
         "label_studio": {"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
         "last_pull": exports[-1]["pulled_at"] if exports else None,
-        "reviewers": merged["reviewers"],
-        "claims": [{"id": c["id"], "verdict": c["verdict"], "reviewed_frames": c["reviewed_frames"], "frames": c["frames"]}
-                   for c in merged["claims"]],
+        "reviewers": progress["reviewers"],
+        "claims": [{**c, "verdict": verdicts[c["id"]]} for c in progress["claims"]],
     }
     if as_json:
         click.echo(json.dumps(state, indent=2))
@@ -517,10 +522,15 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(f"  video {v['source_id']} ({v['sha256'][:12]}): {v['frames']} frames ({v['frames_status']}){linked}")
     where = f"project {project} on {state['label_studio']['url']}" if project else "not pushed yet"
     click.echo(f"frames {state['frames']} · tasks {state['tasks']} ({where}) · last pull {state['last_pull'] or 'never'}")
+    click.echo(f"{state['open_tasks']} of {state['tasks']} tasks still need answers ({state['reviewers_per_frame']} reviewers per frame)"
+               + (" · as of the last pull; run `verify pull` for the latest" if state["last_pull"] else ""))
+    if state["reviewers"]:
+        click.echo(f"  {'reviewer':<32} {'assigned':>8} {'done':>6} {'skipped':>8} {'remaining':>10}")
     for name, s in state["reviewers"].items():
-        click.echo(f"  reviewer {name}: {s['annotations']} annotations, {s['skipped']} skipped")
+        click.echo(f"  {name[:32]:<32} {s['assigned']:>8} {s['done']:>6} {s['skipped']:>8} {s['remaining']:>10}")
+    click.echo(f"  {'claim':<32} {'frames':>8} {'done':>6} {'answers':>8} {'remaining':>10}  verdict")
     for c in state["claims"]:
-        click.echo(f"  claim {c['id']}: {c['verdict']} ({c['reviewed_frames']}/{c['frames']} frames reviewed)")
+        click.echo(f"  {c['id'][:32]:<32} {c['frames']:>8} {c['done']:>6} {c['answers']:>8} {c['remaining']:>10}  {c['verdict']}")
 
 
 # --- reviewers ------------------------------------------------------------------------------------

@@ -424,3 +424,38 @@ def krippendorff_alpha(units: list[list[str]]) -> float | None:
     if expected == 0:
         return None
     return round(1 - observed / expected, 4)
+
+
+def review_progress(case: Case, task_keys: Iterable[str], annotations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the review stands, per reviewer and per claim (pure; from pulled annotations).
+
+    A task is *open* until it has the case's ``reviewers_per_frame`` submitted (not skipped)
+    annotations; Label Studio's Community edition has no per-person assignment, so a reviewer's
+    *assigned* tasks are those done, skipped, or still open to them (open and not yet touched).
+    Per claim, a frame is *done* once it has ``reviewers_per_frame`` answers to that claim.
+    Only the review project counts here (lead decisions are not reviews).
+    """
+    needed = case.review.reviewers_per_frame
+    keys = set(task_keys)
+    decode_one = _decoder(case, False)
+    reviews = [decode_one(a) for a in annotations if a["frame_key"] in keys and not a["ground_truth"]]
+    submitted = Counter(r.frame_key for r in reviews if not r.skipped)
+    open_tasks = {k for k in keys if submitted[k] < needed}
+    reviewers: dict[str, dict[str, int]] = {}
+    for name in sorted({r.reviewer for r in reviews}):
+        mine = [r for r in reviews if r.reviewer == name]
+        touched = {r.frame_key for r in mine}
+        done = len({r.frame_key for r in mine if not r.skipped})
+        skipped = len({r.frame_key for r in mine if r.skipped} - {r.frame_key for r in mine if not r.skipped})
+        remaining = len(open_tasks - touched)
+        reviewers[name] = {"assigned": done + skipped + remaining, "done": done, "skipped": skipped, "remaining": remaining}
+    claims = []
+    for claim in case.claims:
+        answered = Counter(r.frame_key for r in reviews if not r.skipped and claim.id in r.answers)
+        complete = sum(1 for k in keys if answered[k] >= needed)
+        claims.append({"id": claim.id, "frames": len(keys), "done": complete,
+                       "answered": sum(1 for k in keys if answered[k]), "remaining": len(keys) - complete,
+                       "answers": sum(answered.values()),
+                       "skipped": sum(1 for r in reviews if r.skipped)})
+    return {"tasks": len(keys), "open_tasks": len(open_tasks), "reviewers_per_frame": needed,
+            "reviewers": reviewers, "claims": claims}
