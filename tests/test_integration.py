@@ -277,3 +277,30 @@ def test_an_annotation_edited_on_the_server_is_reflected_and_the_old_export_kept
     after = {p.name for p in (loop["ws"] / "exports").iterdir()}
     assert before < after  # earlier exports stay, byte for byte
     assert any(NOTE in str(json.loads((loop["ws"] / "exports" / name).read_text())) for name in before)
+
+
+def test_what_a_reviewer_can_see_of_the_others(loop, label_studio):
+    """Blind review in the Community edition, as observed: the label stream is blind, the rest is not.
+    (The README's "What a reviewer can see" quotes this test.)"""
+    url, project = loop["url"], loop["project"]
+    ben = {"Authorization": f"Token {user_token(url, 'ben@desk.example', REVIEWERS['ben@desk.example'])}"}
+    me = httpx.get(f"{url}/api/current-user/whoami", headers=ben, timeout=60).json()["id"]
+    civilians = next(t for t in loop["tasks"] if t["data"]["frame_key"] == loop["plan"]["civilians"])
+    facts = {}
+    nxt = httpx.get(f"{url}/api/projects/{project}/next", headers=ben, timeout=60)
+    facts["label stream: next task carries no one's annotations"] = nxt.status_code == 200 and not nxt.json().get("annotations")
+    listing = httpx.get(f"{url}/api/tasks", headers=ben, params={"project": project, "page_size": 100, "fields": "all"}, timeout=60)
+    row = next(t for t in listing.json()["tasks"] if t["id"] == civilians["id"])
+    facts["data manager: lists every task with its annotation count"] = (
+        len(listing.json()["tasks"]) == len(loop["tasks"]) and row["total_annotations"] == 1)
+    task = httpx.get(f"{url}/api/tasks/{civilians['id']}", headers=ben, timeout=60).json()
+    facts["data manager: opening a task shows another reviewer's answer"] = any(
+        a["completed_by"] != me and a["result"] for a in task["annotations"])
+    export = httpx.get(f"{url}/api/projects/{project}/export", headers=ben, params={"exportType": "JSON"}, timeout=60)
+    facts["any member may export every annotation"] = export.status_code == 200 and any(
+        a["completed_by"] != me for t in export.json() for a in t["annotations"])
+    settings = httpx.get(f"{url}/api/projects/{project}", headers=loop["admin"], timeout=60).json()
+    facts["verify's settings: annotation history hidden, skip allowed"] = (
+        settings["show_annotation_history"] is False and settings["show_skip_button"] is True)
+    print(json.dumps(facts, indent=1))
+    assert all(facts.values()), facts
