@@ -84,9 +84,13 @@ ADJUDICATION_NOTE = (
 )
 
 
+BLIND_NOTE = ("Work through \"Label All Tasks\" and do not open tasks from the list: the list shows other "
+              "reviewers' answers, and each review must be your own.")
+
+
 def instructions_html(case: Case, adjudication: bool = False) -> str:
     """The project's instructions (shown in Label Studio's Instructions dialog), escaped."""
-    lead = [ADJUDICATION_NOTE] if adjudication else []
+    lead = [ADJUDICATION_NOTE] if adjudication else [BLIND_NOTE]
     body = "".join(f"<p>{escape(p)}</p>" for p in lead + paragraphs(case.instructions))
     claims = "".join(f"<li><b>{escape(c.id)}</b>: {escape(c.text)}</li>" for c in case.claims)
     return f"<h3>{escape(case.title)}</h3>{body}<p>Claims:</p><ul>{claims}</ul>"
