@@ -277,6 +277,35 @@ def test_an_annotation_edited_on_the_server_is_reflected_and_the_old_export_kept
     after = {p.name for p in (loop["ws"] / "exports").iterdir()}
     assert before < after  # earlier exports stay, byte for byte
     assert any(NOTE in str(json.loads((loop["ws"] / "exports" / name).read_text())) for name in before)
+    # that sync was incremental: only the changed task (and any changed within a second before the
+    # previous pull: the mark is one second early, as the server's clock has whole seconds)
+    [new] = [n for n in after - before if f"-project{loop['project']}-" in n]
+    again = [t["id"] for t in json.loads((loop["ws"] / "exports" / new).read_text())]
+    assert task["id"] in again and len(again) < len(loop["tasks"]) / 2
+
+    # nothing changed: nothing exported
+    quiet = run(env, "pull")
+    assert "on 0 tasks changed since the last pull" in quiet.output
+    assert {p.name for p in (loop["ws"] / "exports").iterdir()} == after
+
+    # a deletion on the server is a change too
+    httpx.delete(f"{loop['url']}/api/annotations/{annotation['id']}/", headers=loop["admin"], timeout=60).raise_for_status()
+    gone = run(env, "pull")
+    assert "on 1 tasks changed since the last pull" in gone.output
+    state = json.loads(run(env, "status", "--json").output)
+    assert {c["id"]: c for c in state["claims"]}["civilians_refused_passage"]["answered"] == 0
+
+    # a full pull exports every task again and gives the same annotations
+    import sqlite3
+
+    def annotations():
+        with closing(sqlite3.connect(loop["ws"] / "verify.db")) as db:
+            return sorted(db.execute("SELECT id, project_id, task_id, result, was_cancelled FROM annotations").fetchall())
+
+    incremental = annotations()
+    full = run(env, "pull", "--full")
+    assert f"on {len(loop['tasks'])} all tasks" in full.output
+    assert annotations() == incremental
 
 
 def test_what_a_reviewer_can_see_of_the_others(loop, label_studio):
@@ -285,15 +314,15 @@ def test_what_a_reviewer_can_see_of_the_others(loop, label_studio):
     url, project = loop["url"], loop["project"]
     ben = {"Authorization": f"Token {user_token(url, 'ben@desk.example', REVIEWERS['ben@desk.example'])}"}
     me = httpx.get(f"{url}/api/current-user/whoami", headers=ben, timeout=60).json()["id"]
-    civilians = next(t for t in loop["tasks"] if t["data"]["frame_key"] == loop["plan"]["civilians"])
+    flag = next(t for t in loop["tasks"] if t["data"]["frame_key"] == loop["plan"]["flag"][0])  # ana and ben answered
     facts = {}
     nxt = httpx.get(f"{url}/api/projects/{project}/next", headers=ben, timeout=60)
     facts["label stream: next task carries no one's annotations"] = nxt.status_code == 200 and not nxt.json().get("annotations")
     listing = httpx.get(f"{url}/api/tasks", headers=ben, params={"project": project, "page_size": 100, "fields": "all"}, timeout=60)
-    row = next(t for t in listing.json()["tasks"] if t["id"] == civilians["id"])
+    row = next(t for t in listing.json()["tasks"] if t["id"] == flag["id"])
     facts["data manager: lists every task with its annotation count"] = (
-        len(listing.json()["tasks"]) == len(loop["tasks"]) and row["total_annotations"] == 1)
-    task = httpx.get(f"{url}/api/tasks/{civilians['id']}", headers=ben, timeout=60).json()
+        len(listing.json()["tasks"]) == len(loop["tasks"]) and row["total_annotations"] == 2)
+    task = httpx.get(f"{url}/api/tasks/{flag['id']}", headers=ben, timeout=60).json()
     facts["data manager: opening a task shows another reviewer's answer"] = any(
         a["completed_by"] != me and a["result"] for a in task["annotations"])
     export = httpx.get(f"{url}/api/projects/{project}/export", headers=ben, params={"exportType": "JSON"}, timeout=60)

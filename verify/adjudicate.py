@@ -90,7 +90,10 @@ def adjudicate(
             task["data"]["timestamp"] = f"Frame at {timestamp(frame['t_ms'])} (shot {frame['shot'] + 1}) · lead review"
             return task
 
-        _, imported = import_missing(client, project_id, frames, make_task, progress)
+        existing, imported = import_missing(client, project_id, frames, make_task, progress)
+        with ws.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
+                           [(key, project_id, task_id) for key, task_id in existing.items()])
     else:
         imported = 0
     return AdjudicateResult(project_id, f"{client.url}/projects/{project_id}/data", len(frames), imported, lead)

@@ -356,24 +356,28 @@ def _push(ws, client, files_root, include_duplicates=False, new_project=False, r
 
 @main.command()
 @connection_options
+@click.option("--full", is_flag=True, help="Export every task again, not only those changed since the last pull.")
 @click.pass_obj
 @run
-def pull(ctx: Context, url, api_key, files_root) -> None:
-    """Fetch the reviewers' annotations; archive the raw export in exports/.
+def pull(ctx: Context, url, api_key, files_root, full: bool) -> None:
+    """Fetch the reviewers' annotations (only tasks changed since the last pull); archive the raw exports in exports/.
 
     Example: verify pull
+    Example: verify pull --full
     """
     ws = ctx.open()
     with ws.lock():
-        _pull(ws, connect(url or ws.get_meta("server_url"), api_key))
+        _pull(ws, connect(url or ws.get_meta("server_url"), api_key), full)
 
 
-def _pull(ws, client):
+def _pull(ws, client, full: bool = False):
     from verify.pull import pull as pull_annotations
 
-    result = pull_annotations(ws, client)
+    result = pull_annotations(ws, client, full)
+    what = "all tasks" if result.full else "tasks changed since the last pull"
+    archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
     click.echo(f"pulled {result.annotations} annotations ({result.skipped} skips) by {result.reviewers} reviewers "
-               f"on {result.tasks} tasks → {result.export_file}")
+               f"on {result.tasks} {what}{archived}")
     if ws.get_meta("adjudication_project_id"):
         click.echo(f"pulled {result.lead_decisions} lead decisions from the adjudication project"
                    + (f" ({result.ignored} annotations there by others than the lead ignored)" if result.ignored else ""))
@@ -509,7 +513,7 @@ def status(ctx: Context, as_json: bool) -> None:
         "open_tasks": progress["open_tasks"],
         "reviewers_per_frame": progress["reviewers_per_frame"],
         "label_studio": {"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
-        "last_pull": exports[-1]["pulled_at"] if exports else None,
+        "last_pull": ws.get_meta("last_pull_at") or (exports[-1]["pulled_at"] if exports else None),
         "reviewers": progress["reviewers"],
         "claims": [{**c, "verdict": verdicts[c["id"]]} for c in progress["claims"]],
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import datetime, timezone
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
@@ -153,13 +154,34 @@ class LabelStudioClient:
         with self._call("import tasks", project=project_id):
             self.ls.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True, request_options=NO_RETRY)
 
-    def export_json(self, project_id: int) -> bytes:
-        """The project's full JSON export (all tasks, annotations included), as raw bytes."""
+    def export_json(self, project_id: int, ids: list[int] | None = None) -> bytes:
+        """The project's JSON export (annotations included) as raw bytes: every task, or only ``ids``."""
+        params: dict[str, Any] = {"exportType": "JSON", "download_all_tasks": "true"}
+        if ids is not None:
+            params["ids[]"] = [str(i) for i in ids]  # the SDK's ``ids`` is not understood by the server
         with self._call("export annotations", project=project_id):
-            chunks = self.ls.projects.exports.download_sync(
-                id=project_id, export_type="JSON", download_all_tasks=True
-            )
-            return b"".join(chunks)
+            return self._get(f"api/projects/{project_id}/export", params, timeout=600).content
+
+    def changed_tasks(self, project_id: int, since: str) -> list[int]:
+        """Ids of the tasks updated after ``since`` (a server timestamp, ``%Y-%m-%dT%H:%M:%S.%fZ``).
+
+        Creating, editing or deleting an annotation updates its task's ``updated_at`` (checked
+        on Label Studio 1.23.2), so this finds every task whose annotations changed.
+        """
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}}
+        with self._call("list the tasks changed since the last pull", project=project_id):
+            return [t.id for t in self.ls.tasks.list(project=project_id, fields="task_only", include="id",
+                                                       query=json.dumps(query), page_size=1000)]
+
+    def latest_update(self, project_id: int) -> str | None:
+        """The newest ``updated_at`` among the project's tasks (server time, microseconds), or None if empty."""
+        query = {"ordering": ["-tasks:updated_at"]}
+        with self._call("read the project's latest change", project=project_id):
+            for task in self.ls.tasks.list(project=project_id, fields="task_only", include="id,updated_at",
+                                           query=json.dumps(query), page_size=1):
+                return _server_timestamp(task.updated_at)
+        return None
 
     # --- users --------------------------------------------------------------------------------
 
@@ -190,8 +212,18 @@ class LabelStudioClient:
 
     def _get_json(self, path: str) -> Any:
         """GET an endpoint the SDK does not wrap, with the SDK's own auth headers."""
+        return self._get(path, {}).json()
+
+    def _get(self, path: str, params: dict[str, Any], timeout: float = 60) -> httpx.Response:
         headers = self.ls._client_wrapper.get_headers()
-        return _check(httpx.get(f"{self.url}/{path}", headers=headers, timeout=30)).json()
+        return _check(httpx.get(f"{self.url}/{path}", params=params, headers=headers, timeout=timeout))
+
+
+def _server_timestamp(value: Any) -> str:
+    """Label Studio's own timestamp format (the one its Datetime filters parse)."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(value)
 
 
 def _check(response: httpx.Response) -> httpx.Response:

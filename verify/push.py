@@ -222,7 +222,8 @@ def push(
         client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], ws.id), progress
     )
     with ws.transaction() as db:
-        db.execute("DELETE FROM tasks WHERE project_id != ?", (project_id,))
+        # forget tasks of a project this workspace no longer uses (after --new-project)
+        db.execute("DELETE FROM tasks WHERE project_id NOT IN (?, ?)", (project_id, int(ws.get_meta("adjudication_project_id") or 0)))
         db.executemany(
             "INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
             [(f["key"], project_id, existing[f["key"]]) for f in frames if f["key"] in existing],

@@ -150,6 +150,7 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
                 "export": next((e for e in reversed(exports) if adj and str(e["project_id"]) == adj), None),
             },
             "exports_pulled": len(exports),
+            "built_from_exports": ws.exports_in_use(),
         },
     }
 

@@ -30,7 +30,7 @@ from verify.case import Case, load_case
 from verify.errors import WorkspaceBusy, WorkspaceError
 
 DB_NAME = "verify.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,9 +64,10 @@ CREATE TABLE IF NOT EXISTS frames (
 );
 CREATE INDEX IF NOT EXISTS frames_by_video ON frames(video_sha256, t_ms);
 CREATE TABLE IF NOT EXISTS tasks (
-    frame_key TEXT PRIMARY KEY REFERENCES frames(key),
+    frame_key TEXT NOT NULL REFERENCES frames(key),
     project_id INTEGER NOT NULL,
-    task_id INTEGER NOT NULL
+    task_id INTEGER NOT NULL,
+    PRIMARY KEY (project_id, frame_key)
 );
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER NOT NULL,
@@ -102,6 +103,17 @@ CREATE TABLE IF NOT EXISTS exports (
     tasks INTEGER NOT NULL,
     annotations INTEGER NOT NULL
 );
+"""
+
+MIGRATE_1_TO_2 = """
+BEGIN;
+ALTER TABLE tasks RENAME TO tasks_v1;
+CREATE TABLE tasks (frame_key TEXT NOT NULL REFERENCES frames(key), project_id INTEGER NOT NULL,
+                    task_id INTEGER NOT NULL, PRIMARY KEY (project_id, frame_key));
+INSERT INTO tasks SELECT frame_key, project_id, task_id FROM tasks_v1;
+DROP TABLE tasks_v1;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+COMMIT;
 """
 
 
@@ -166,8 +178,11 @@ class Workspace:
             version = ws.get_meta("schema_version")
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"{root / DB_NAME}: cannot read the workspace database ({exc}); restore it from a backup")
+        if version == "1":  # verify 0.1: a frame could be a task of one project only
+            ws.db.executescript(MIGRATE_1_TO_2)  # one transaction: all or nothing
+            version = ws.get_meta("schema_version")
         if version != str(SCHEMA_VERSION):
-            raise WorkspaceError(f"{root}: workspace schema {version}, this verify reads {SCHEMA_VERSION}")
+            raise WorkspaceError(f"{root}: workspace schema {version}, this verify reads {SCHEMA_VERSION}; use a newer verify")
         return ws
 
     def _install_case(self, path: Path, case: Case) -> None:
@@ -251,6 +266,11 @@ class Workspace:
         rows = self.db.execute("SELECT frame_key, task_id FROM tasks WHERE project_id = ?", (int(project),))
         return dict(rows.fetchall())
 
+    def task_ids(self, project_id: int) -> list[int]:
+        """Ids of the tasks verify made in a project (review or adjudication)."""
+        rows = self.db.execute("SELECT task_id FROM tasks WHERE project_id = ? ORDER BY task_id", (project_id,))
+        return [r[0] for r in rows.fetchall()]
+
     def annotations(self) -> list[dict[str, Any]]:
         """The pulled annotations of the review project and of the adjudication project (lead decisions)."""
         projects = [int(p) for p in (self.get_meta("project_id"), self.get_meta("adjudication_project_id")) if p]
@@ -273,6 +293,12 @@ class Workspace:
             "SELECT * FROM captures WHERE url_given = ? OR canonical_url = ? ORDER BY id DESC LIMIT 1", (url, url)
         ).fetchone()
         return _decode(row, "record") if row else None
+
+    def exports_in_use(self) -> list[dict[str, Any]]:
+        """The archived exports the workspace's current annotations come from."""
+        rows = self.db.execute("SELECT * FROM exports WHERE file IN (SELECT DISTINCT export_file FROM annotations)"
+                               " ORDER BY pulled_at, file")
+        return [dict(r) for r in rows.fetchall()]
 
     def exports(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM exports ORDER BY pulled_at, file").fetchall()]
