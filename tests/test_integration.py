@@ -333,3 +333,17 @@ def test_what_a_reviewer_can_see_of_the_others(loop, label_studio):
         settings["show_annotation_history"] is False and settings["show_skip_button"] is True)
     print(json.dumps(facts, indent=1))
     assert all(facts.values()), facts
+
+
+def test_a_lost_workspace_finds_its_project_again_by_case_and_frame_keys(loop, footage, tmp_path):
+    """The workspace is gone; rebuilt from the same evidence, it finds the project and imports nothing."""
+    env = {**loop["env"], "VERIFY_WORKSPACE": str(tmp_path / "rebuilt")}
+    run(env, "init", str(SEED_CASE))
+    for name, source in SOURCES.items():
+        run(env, "ingest", str(footage[name]), "--source", source)
+    run(env, "frames")
+    pushed = run(env, "push")
+    assert f"project {loop['project']} found again on the server by its case id and" in pushed.output
+    assert "0 tasks imported" in pushed.output
+    assert json.loads(run(env, "status", "--json").output)["label_studio"]["project_id"] == loop["project"]
+    assert f"project {loop['project']} found:" in run(env, "push").output  # marked as this workspace's now

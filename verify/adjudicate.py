@@ -75,7 +75,7 @@ def adjudicate(
     case = ws.case
     merged = merge_workspace(ws)
     frames = disputed(merged)
-    project_id, _ = ensure_project(ws, client, role=ADJUDICATION)
+    project_id, _, _ = ensure_project(ws, client, role=ADJUDICATION)
     with ws.transaction():
         ws.set_meta("adjudication_lead", lead)
     if frames:

@@ -338,7 +338,7 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
     """
     ws = ctx.open()
     with ws.lock():
-        client = connect(url, api_key)
+        client = connect(url or ws.get_meta("server_url"), api_key)
         _push(ws, client, files_root_for(client, files_root), include_duplicates, new_project, reset_config)
 
 
@@ -347,7 +347,8 @@ def _push(ws, client, files_root, include_duplicates=False, new_project=False, r
 
     with click.progressbar(length=len(ws.frames()), label="importing", file=sys.stderr) as bar:
         result = push_frames(ws, client, files_root, include_duplicates, new_project, reset_config, progress=bar.update)
-    made = "created" if result.created_project else "found"
+    made = "created" if result.created_project else (
+        f"found again on the server by its case id and {result.recovered} matching frames" if result.recovered else "found")
     click.echo(f"project {result.project_id} {made}: {result.imported} tasks imported, {result.already_there} already there, "
                f"{result.skipped_duplicates} re-uploaded frames not sent again")
     click.echo(f"reviewers label at {result.project_url}")

@@ -21,7 +21,7 @@ from label_studio_sdk.label_interface import LabelInterface
 from verify.errors import AuthError, ProjectMissing, ServerError
 
 NO_RETRY = {"max_retries": 0}
-IMPORT_BATCH = 500
+IMPORT_BATCH = 2000
 
 
 class LabelStudioClient:
@@ -104,7 +104,7 @@ class LabelStudioClient:
         """Projects whose description carries ``marker`` (the workspace id)."""
         with self._call("list projects"):
             found = [p for p in self.ls.projects.list(page_size=100) if marker in (p.description or "")]
-        return [{"id": p.id, "title": p.title} for p in found]
+        return [{"id": p.id, "title": p.title, "description": p.description or ""} for p in found]
 
     def create_project(self, title: str, description: str, label_config: str, instructions: str,
                        maximum_annotations: int) -> int:
@@ -146,13 +146,16 @@ class LabelStudioClient:
                     keys.setdefault(key, task.id)
         return keys
 
-    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> None:
-        """Import tasks without the SDK's retries (a retried import would duplicate tasks).
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int] | None:
+        """Import tasks without the SDK's retries (a retried import would duplicate tasks); return
+        the new task ids in the order given, or None if the server did not list them.
 
         Raises ServerError when the outcome is unclear; the caller reconciles by listing.
         """
         with self._call("import tasks", project=project_id):
-            self.ls.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True, request_options=NO_RETRY)
+            answer = self.ls.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True, request_options=NO_RETRY)
+        ids = getattr(answer, "task_ids", None)
+        return list(ids) if isinstance(ids, list) and len(ids) == len(tasks) else None
 
     def export_json(self, project_id: int, ids: list[int] | None = None) -> bytes:
         """The project's JSON export (annotations included) as raw bytes: every task, or only ``ids``."""

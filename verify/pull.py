@@ -24,7 +24,7 @@ from verify.labelstudio import LabelStudioClient, batched
 from verify.workspace import Workspace, atomic_write, now_utc
 
 
-EXPORT_PAGE = 1000
+EXPORT_PAGE = 500  # task ids per export request (Django refuses 1,000 query fields)
 
 
 @dataclass

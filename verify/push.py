@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +37,7 @@ class PushResult:
     already_there: int
     imported: int
     skipped_duplicates: int
+    recovered: int = 0  # frames that identified a project the workspace did not know
 
 
 def timestamp(t_ms: float) -> str:
@@ -94,8 +96,12 @@ def project_title(case: Case, role: Role = REVIEW) -> str:
 def ensure_project(
     ws: Workspace, client: LabelStudioClient, new_project: bool = False, reset_config: bool = False,
     role: Role = REVIEW,
-) -> tuple[int, bool]:
-    """Find the workspace's project (of this role) on the server, or create it; return (id, created)."""
+) -> tuple[int, bool, int]:
+    """Find the workspace's project (of this role) on the server, or create it.
+
+    Returns (id, created, recovered): ``recovered`` is the number of this workspace's frames
+    found in a project that was not yet marked as the workspace's (see ``recover_project``).
+    """
     case = ws.case
     config = build_config(case, adjudication=role.adjudication)
     check_config(config, case)
@@ -111,6 +117,9 @@ def ensure_project(
             ids = ", ".join(str(p["id"]) for p in found)
             raise ServerError(f"{client.url}: projects {ids} all belong to this workspace; delete the extra ones in Label Studio")
         project_id = found[0]["id"] if found else None
+    recovered = 0
+    if project_id is None and not new_project:  # the workspace may be new or restored: look for the case's project
+        project_id, recovered = recover_project(ws, client, role)
     created = False
     if project_id is None:
         project_id = client.create_project(
@@ -137,7 +146,29 @@ def ensure_project(
         ws.set_meta(role.meta, str(project_id))
         ws.set_meta("server_url", client.url)
         ws.set_meta(role.config_meta, config_sha)
-    return project_id, created
+    return project_id, created, recovered
+
+
+def recover_project(ws: Workspace, client: LabelStudioClient, role: Role) -> tuple[int | None, int]:
+    """A project of this case (and role) on the server holding frames of this workspace, by their keys.
+
+    Frame keys are derived from the videos' bytes and the frames' pixels, so a workspace rebuilt
+    from the same evidence finds its tasks again. The project is marked as this workspace's too.
+    Returns (project id or None, number of matching frames).
+    """
+    ours = {f["key"] for f in ws.frames()}
+    candidates = [p for p in client.find_projects(f"case:{ws.case.id}") if (role.marker in p["description"])]
+    matches = sorted(((len(ours & set(client.task_keys(p["id"]))), p) for p in candidates), key=lambda m: -m[0])
+    matches = [m for m in matches if m[0]]
+    if not matches:
+        return None, 0
+    if len(matches) > 1 and matches[1][0] == matches[0][0]:
+        ids = ", ".join(str(p["id"]) for _, p in matches)
+        raise ServerError(f"{client.url}: projects {ids} all hold this workspace's frames; run `verify push --new-project`, "
+                          "or delete the extra ones in Label Studio")
+    count, project = matches[0]
+    client.update_project(project["id"], description=f"{project['description']}\n{role.marker}{ws.id}")
+    return project["id"], count
 
 
 def import_missing(
@@ -153,15 +184,18 @@ def import_missing(
     missing = [f for f in frames if f["key"] not in existing]
     for batch in batched(missing):
         try:
-            client.import_tasks(project_id, [make_task(f) for f in batch])
+            ids = client.import_tasks(project_id, [make_task(f) for f in batch])
         except ServerError:
+            ids = None
             existing = client.task_keys(project_id)
             if not all(f["key"] in existing for f in batch):
                 raise
+        if ids is not None:
+            existing.update(zip((f["key"] for f in batch), ids))
+        elif not all(f["key"] in existing for f in batch):  # stored, but the ids were not returned
+            existing = client.task_keys(project_id)
         if progress:
             progress(len(batch))
-    if missing:
-        existing = client.task_keys(project_id)
     return existing, len(missing)
 
 
@@ -176,21 +210,33 @@ def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Pa
 
 
 def stage_frames(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
-    """Place frames under the server's document root (hard links where possible); return (folder, key → URL)."""
-    folder = files_root / "verify" / ws.id
-    urls = {}
-    for frame in frames:
-        source = ws.path(frame["file"])
-        relative = Path(frame["file"]).relative_to("frames")
-        target = folder / relative
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
-        urls[frame["key"]] = "/data/local-files/?d=" + quote(str(target.relative_to(files_root)))
+    """Place frames under the server's document root; return (folder, key → URL)."""
+    folder, urls = frame_urls(ws, frames, files_root)
+    link_frames(ws.root, frames, folder)
     return folder, urls
+
+
+def frame_urls(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
+    """Where the frames are served from (pure): the workspace's folder under the root, and key → URL."""
+    folder = files_root / "verify" / ws.id
+    prefix = "/data/local-files/?d=" + quote(str(folder.relative_to(files_root))) + "/"
+    return folder, {f["key"]: prefix + quote(str(Path(f["file"]).relative_to("frames"))) for f in frames}
+
+
+def link_frames(root: Path, frames: list[dict[str, Any]], folder: Path) -> None:
+    """Hard-link (or copy, across filesystems) each frame of the workspace at ``root`` into ``folder``, once."""
+    made: set[Path] = set()
+    for frame in frames:
+        target = folder / Path(frame["file"]).relative_to("frames")
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        try:
+            os.link(root / frame["file"], target)
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copy2(root / frame["file"], target)
 
 
 def push(
@@ -212,21 +258,25 @@ def push(
     if not frames:
         raise VerifyError("no frames to push; run `verify ingest VIDEO…` and `verify frames` first")
     require_files_root(client, files_root)
-    project_id, created = ensure_project(ws, client, new_project, reset_config)
+    project_id, created, recovered = ensure_project(ws, client, new_project, reset_config)
     videos = {v["sha256"]: v for v in ws.videos()}
     wanted = [f for f in frames if include_duplicates or not f["duplicate_of"]]
-    folder, urls = stage_frames(ws, wanted, files_root)
-    client.ensure_local_storage(project_id, str(folder))
-
-    existing, imported = import_missing(
-        client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], ws.id), progress
-    )
+    folder, urls = frame_urls(ws, wanted, files_root)
+    workspace_id = ws.id
+    with ThreadPoolExecutor(max_workers=1) as pool:  # files are placed while tasks are imported
+        serving = pool.submit(lambda: (link_frames(ws.root, wanted, folder), client.ensure_local_storage(project_id, str(folder))))
+        existing, imported = import_missing(
+            client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], workspace_id), progress
+        )
+        serving.result()
+    known = ws.tasks()
     with ws.transaction() as db:
         # forget tasks of a project this workspace no longer uses (after --new-project)
         db.execute("DELETE FROM tasks WHERE project_id NOT IN (?, ?)", (project_id, int(ws.get_meta("adjudication_project_id") or 0)))
         db.executemany(
             "INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
-            [(f["key"], project_id, existing[f["key"]]) for f in frames if f["key"] in existing],
+            [(f["key"], project_id, existing[f["key"]]) for f in frames
+             if f["key"] in existing and known.get(f["key"]) != existing[f["key"]]],
         )
     return PushResult(
         project_id=project_id,
@@ -236,4 +286,5 @@ def push(
         already_there=len(wanted) - imported,
         imported=imported,
         skipped_duplicates=len(frames) - len(wanted),
+        recovered=recovered,
     )
