@@ -36,8 +36,9 @@ class FaultyProxy:
     ``500-after`` forwards it, then answers 500; ``502-before`` answers 502 without forwarding.
     """
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, prefix: str = ""):
         self.upstream = upstream.rstrip("/")
+        self.prefix = prefix
         self.plan: list[tuple[str, str, str]] = []
         self.done: list[str] = []
         proxy = self
@@ -50,6 +51,9 @@ class FaultyProxy:
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.path.startswith(proxy.prefix + "/"):
+                    return self._answer(404, b'{"detail": "not under the sub-path"}')
+                self.path = self.path[len(proxy.prefix):]
                 action = proxy._take(self.command, self.path)
                 if action == "502-before":
                     return self._answer(502, b'{"detail": "bad gateway"}')
@@ -74,7 +78,7 @@ class FaultyProxy:
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{prefix}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _take(self, method: str, path: str) -> str | None:
@@ -261,3 +265,27 @@ def test_label_studio_killed_and_restarted_mid_push_then_rerun_converges(label_s
     assert again.exit_code == 0, again.output
     keys = _converged(label_studio, ws)
     print(f"server killed mid-push and restarted: {len(keys)} tasks, none duplicated")
+
+
+def test_a_sub_path_address_with_a_personal_access_token(label_studio, ws):
+    """Label Studio behind a reverse proxy at https://host/label-studio, with a PAT (a JWT refresh token)."""
+    from contextlib import closing
+
+    from tests.conftest import login
+    from verify import server
+
+    creds = server.credentials(label_studio["base"])
+    with closing(login(label_studio["url"], creds["admin_email"], creds["admin_password"])) as web:
+        answer = web.post("/api/token/", headers={"X-CSRFToken": web.cookies.get("csrftoken"), "Referer": label_studio["url"]})
+        pat = answer.json()["token"]
+    proxy = FaultyProxy(label_studio["url"], prefix="/label-studio")
+    try:
+        env = {**_env(label_studio, ws, proxy.url), "LABEL_STUDIO_API_KEY": pat}
+        pushed = _push(env)
+        assert pushed.exit_code == 0, pushed.output
+        assert f"reviewers label at {proxy.url}/projects/" in pushed.output
+        pulled = CliRunner().invoke(main, ["pull"], env=env, catch_exceptions=False)
+        assert pulled.exit_code == 0 and pat not in pulled.output, pulled.output
+        _converged(label_studio, ws)
+    finally:
+        proxy.close()

@@ -35,6 +35,12 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         self._key = api_key
         self.ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        # label-studio-sdk 2.1 joins the token-refresh path to the base URL without a trailing
+        # slash, which drops a sub-path (https://host/label-studio → https://host/api/token/refresh/):
+        # a personal access token then fails behind a sub-path. Give it the slash it needs.
+        tokens = getattr(self.ls._client_wrapper, "_tokens_client", None)
+        if tokens is not None and hasattr(tokens, "_base_url"):
+            tokens._base_url = self.url + "/"
 
     def __repr__(self) -> str:  # never show the key
         return f"LabelStudioClient({self.url!r})"
