@@ -116,6 +116,20 @@ def user_token(url: str, email: str, password: str) -> str:
         return web.get("/api/current-user/token").json()["token"]
 
 
+def personal_access_token(label_studio: dict) -> str:
+    """The admin's personal access token (a JWT refresh token); made once per session, as Label
+    Studio allows one valid token per user."""
+    if "pat" not in label_studio:
+        from verify import server
+
+        creds = server.credentials(label_studio["base"])
+        with closing(login(label_studio["url"], creds["admin_email"], creds["admin_password"])) as web:
+            answer = web.post("/api/token/", headers={"X-CSRFToken": web.cookies.get("csrftoken"), "Referer": label_studio["url"]})
+            assert answer.status_code in (200, 201), answer.text
+            label_studio["pat"] = answer.json()["token"]
+    return label_studio["pat"]
+
+
 @pytest.fixture
 def no_local_server(tmp_path, monkeypatch):
     """Point VERIFY_HOME at an empty folder so no local server's credentials are found."""

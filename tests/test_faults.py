@@ -4,6 +4,7 @@ After each, a re-run converges: every frame exactly one task, zero duplicates.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -127,8 +128,12 @@ def ws(base, tmp_path):
     copy = tmp_path / "ws"
     shutil.copytree(base.root, copy, symlinks=True)
     workspace = Workspace.open(copy)
-    with workspace.transaction():
-        workspace.set_meta("workspace_id", base.id + "-" + tmp_path.name[-20:])  # a distinct marker per test
+    tag = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]
+    with workspace.transaction() as db:
+        workspace.set_meta("workspace_id", base.id + "-" + tag)  # a distinct workspace per test…
+        # …with its own frames (keys), so that no test finds another test's project by its frame keys
+        db.execute("UPDATE frames SET key = CASE WHEN key LIKE 'clone%' THEN 'clone' || ? || substr(key, 6) ELSE ? || key END",
+                   (tag, tag))
     return Workspace.open(copy)
 
 
@@ -269,15 +274,9 @@ def test_label_studio_killed_and_restarted_mid_push_then_rerun_converges(label_s
 
 def test_a_sub_path_address_with_a_personal_access_token(label_studio, ws):
     """Label Studio behind a reverse proxy at https://host/label-studio, with a PAT (a JWT refresh token)."""
-    from contextlib import closing
+    from tests.conftest import personal_access_token
 
-    from tests.conftest import login
-    from verify import server
-
-    creds = server.credentials(label_studio["base"])
-    with closing(login(label_studio["url"], creds["admin_email"], creds["admin_password"])) as web:
-        answer = web.post("/api/token/", headers={"X-CSRFToken": web.cookies.get("csrftoken"), "Referer": label_studio["url"]})
-        pat = answer.json()["token"]
+    pat = personal_access_token(label_studio)
     proxy = FaultyProxy(label_studio["url"], prefix="/label-studio")
     try:
         env = {**_env(label_studio, ws, proxy.url), "LABEL_STUDIO_API_KEY": pat}

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from verify.cli import main
-from tests.conftest import SEED_CASE, SOURCES, login, truth, user_token
+from tests.conftest import SEED_CASE, SOURCES, login, personal_access_token, truth, user_token
 
 pytestmark = pytest.mark.integration
 
@@ -193,13 +193,7 @@ def test_status_shows_reviewers_and_claims(loop):
 
 
 def test_a_personal_access_token_works_too(loop, label_studio):
-    from verify import server
-
-    creds = server.credentials(label_studio["base"])
-    with closing(login(loop["url"], creds["admin_email"], creds["admin_password"])) as web:
-        answer = web.post("/api/token/", headers={"X-CSRFToken": web.cookies.get("csrftoken"), "Referer": loop["url"]})
-        assert answer.status_code in (200, 201), answer.text
-        pat = answer.json()["token"]
+    pat = personal_access_token(label_studio)
     assert pat.count(".") == 2  # a JWT refresh token, not a legacy key
     env = {**loop["env"], "LABEL_STUDIO_API_KEY": pat}
     result = run(env, "pull")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from verify import custody
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
 from verify.labelstudio import LabelStudioClient
@@ -96,4 +97,6 @@ def adjudicate(
                            [(key, project_id, task_id) for key, task_id in existing.items()])
     else:
         imported = 0
+    custody.record(ws, "adjudicate", server=client.url, label_studio_user=client.user.get("email"), project_id=project_id,
+                   disputed_frames=len(frames), imported=imported, lead=lead)
     return AdjudicateResult(project_id, f"{client.url}/projects/{project_id}/data", len(frames), imported, lead)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from verify import __version__
+from verify import __version__, custody
 from verify.errors import PartialFailure, VerifyError
 from verify.workspace import Workspace
 
@@ -190,6 +190,8 @@ def init(ctx: Context, case_file: str) -> None:
     """
     ws = Workspace.create(ctx.workspace_dir, case_file)
     case = ws.case
+    custody.record(ws, "init", inputs=[(str(Path(case_file).resolve()), case.sha256)], outputs=[("case.yaml", case.sha256)],
+                   case_id=case.id)
     click.echo(f"workspace {ws.root} for case {case.id!r}: {len(case.claims)} claims, {len(case.sources)} sources, "
                f"{sum(len(g.labels) for g in case.label_groups)} labels")
 
@@ -405,6 +407,8 @@ def _merge(ws, unknown_labels="ignore"):
 
     result = merge_workspace(ws, unknown_labels)
     atomic_write(ws.path("reports") / "verdicts.json", json.dumps(result, indent=2, ensure_ascii=False).encode())
+    custody.record_files(ws, "merge", [ws.path("reports") / "verdicts.json"],
+                         inputs=[(e["file"], e["sha256"]) for e in ws.exports_in_use()], unknown_labels=unknown_labels)
     for claim in result["claims"]:
         agree = claim["agreement"]["percent"]
         click.echo(f"{claim['id']:<36} {claim['verdict']:<13} reviewed {claim['reviewed_frames']}/{claim['frames']} frames"
@@ -456,8 +460,12 @@ def _report(ws, formats=(), out=None, unknown_labels="ignore"):
     from verify.report import FORMATS, write_reports
 
     written = write_reports(ws, tuple(formats) or FORMATS, Path(out) if out else None, unknown_labels)
-    for fmt, path in written.items():
-        click.echo(f"{fmt:<4} report: {path}")
+    assets = sorted(written["md"].parent.joinpath("report-assets").glob("*.jpg")) if "md" in written else []
+    hashes = custody.record_files(ws, "report", [*written.values(), *assets],
+                                  inputs=[(e["file"], e["sha256"]) for e in ws.exports_in_use()],
+                                  formats=sorted(written), custody_head=ws.get_meta(custody.HEAD))
+    for (fmt, path), (_, sha) in zip(written.items(), hashes):
+        click.echo(f"{fmt:<4} report: {path}  sha256 {sha}")
     return written
 
 
@@ -536,6 +544,42 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"  {'claim':<32} {'frames':>8} {'done':>6} {'answers':>8} {'remaining':>10}  verdict")
     for c in state["claims"]:
         click.echo(f"  {c['id'][:32]:<32} {c['frames']:>8} {c['done']:>6} {c['answers']:>8} {c['remaining']:>10}  {c['verdict']}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_obj
+@run
+def audit(ctx: Context, as_json: bool) -> None:
+    """Re-hash every stored file against the workspace's manifest and check the custody log.
+
+    Evidence copies, platform info files, frames, archived exports, reports and the case file:
+    each must be there with its recorded sha256, and nothing else may be in evidence/, frames/,
+    exports/ or reports/. Exit 0 when all is intact; 11 when files changed, are missing or are
+    unexpected; 12 when the custody log is missing, edited or cut short; 13 when there is no
+    manifest (verify.db) to audit against.
+
+    \b
+    Example: verify audit
+    Example: verify audit --json
+    """
+    custody.require_manifest(ctx.workspace_dir)
+    ws = ctx.open()
+    result = custody.audit(ws)
+    if as_json:
+        click.echo(json.dumps({"checked": result.checked, "changed": result.changed, "missing": result.missing,
+                               "unexpected": result.unexpected, "log": {"entries": result.log.entries, "head": result.log.head,
+                                                                        "problems": result.log.problems}}, indent=2))
+    else:
+        for kind, paths in (("CHANGED", result.changed), ("MISSING", result.missing), ("UNEXPECTED", result.unexpected)):
+            for path in paths:
+                click.echo(f"{kind:<10} {path}")
+        for problem in result.log.problems:
+            click.echo(f"LOG        {problem}")
+        click.echo(f"{result.checked} stored files checked: {len(result.changed)} changed, {len(result.missing)} missing, "
+                   f"{len(result.unexpected)} unexpected; custody log: {result.log.entries} entries, "
+                   + ("chain intact" if result.log.ok else "BROKEN"))
+    result.raise_for_problems()
 
 
 # --- reviewers ------------------------------------------------------------------------------------

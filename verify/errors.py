@@ -63,3 +63,15 @@ class IntegrityError(VerifyError):
     """A stored artefact no longer matches what it was derived from."""
 
     exit_code = 11
+
+
+class CustodyError(VerifyError):
+    """The custody log is missing, damaged, edited or cut short."""
+
+    exit_code = 12
+
+
+class ManifestMissing(VerifyError):
+    """There is no workspace database to check the stored files against."""
+
+    exit_code = 13

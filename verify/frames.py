@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from verify import __version__
+from verify import __version__, custody
 from verify.errors import MediaError, VerifyError
 from verify.isolate import map_isolated, run_isolated
 from verify.media import decode_at
@@ -319,6 +319,8 @@ def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams)
         result.message = outcome.error
         with ws.transaction() as db:
             db.execute("UPDATE videos SET frames_status = 'failed', frames_note = ? WHERE sha256 = ?", (outcome.error, sha))
+        custody.record(ws, "extract", inputs=[(video["evidence"], sha)], source_id=video["source_id"], status="failed",
+                       error=outcome.error)
         return result
     value = outcome.value
     final = ws.path("frames") / sha[:16]
@@ -344,6 +346,8 @@ def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams)
             "UPDATE videos SET frames_status = ?, frames_note = ?, metadata = ? WHERE sha256 = ?",
             (status, note, _dumps(metadata), sha),
         )
+    custody.record(ws, "extract", inputs=[(video["evidence"], sha)], outputs=[(r[5], r[6]) for r in rows],
+                   source_id=video["source_id"], extractor=extractor, status=status)
     result.frames, result.warning, result.measured = len(rows), value["warning"], value["measured"]
     shots = value["measured"]["shots"]
     result.message = f"{len(rows)} frames from {shots} shots" if shots else f"{len(rows)} frames ({PREVIEW_NOTE})"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from verify import custody
 from verify.case import SIDES, Source, is_web_url
 from verify.errors import MediaError
 from verify.isolate import run_isolated
@@ -207,6 +208,8 @@ def ingest_file(
             (sha, provenance["source_id"], str(src.resolve()), str(evidence.relative_to(ws.root)), size, now_utc(),
              _json(metadata), _json(provenance)),
         )
+    custody.record(ws, "ingest", inputs=[(str(src.resolve()), sha)], outputs=[(str(evidence.relative_to(ws.root)), sha)],
+                   source_id=provenance["source_id"], size=size, container=container)
     if capture or info:
         _keep_capture(ws, sha, info or {}, capture or capture_record(None, info or {}, now_utc(), "info JSON given with the file"))
     result.ok, result.source_id, result.metadata = True, provenance["source_id"], metadata
@@ -218,12 +221,17 @@ def _keep_capture(ws: Workspace, sha: str, info: dict[str, Any], record: dict[st
     """Archive the platform's info JSON (read-only, cookies removed) and record the capture."""
     number = len(ws.captures(sha)) + 1
     name = f"evidence/{sha}.capture{number}.info.json"
-    atomic_write(ws.path(name), json.dumps(info, indent=1, ensure_ascii=False, sort_keys=True).encode(), mode=0o444)
+    data = json.dumps(info, indent=1, ensure_ascii=False, sort_keys=True).encode()
+    atomic_write(ws.path(name), data, mode=0o444)
+    record = {**record, "info_sha256": hashlib.sha256(data).hexdigest()}
     with ws.transaction() as db:
         db.execute(
             "INSERT INTO captures (video_sha256, url_given, canonical_url, captured_at, info_file, record) VALUES (?, ?, ?, ?, ?, ?)",
             (sha, record.get("url_given"), record.get("canonical_url"), record["captured_at"], name, _json(record)),
         )
+    custody.record(ws, "capture", inputs=[(record.get("url_given") or record.get("canonical_url") or "info JSON", sha)],
+                   outputs=[(name, record["info_sha256"])], how=record.get("how"), canonical_url=record.get("canonical_url"),
+                   title=info.get("title"), uploader=info.get("uploader"))
 
 
 def ingest_link(

@@ -34,6 +34,7 @@ class LabelStudioClient:
             raise AuthError(f"{url}: no API key: set LABEL_STUDIO_API_KEY (Account & Settings → Access Token in Label Studio)")
         self.url = url.rstrip("/")
         self._key = api_key
+        self.user: dict[str, Any] = {}  # filled by whoami()
         self.ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
         # label-studio-sdk 2.1 joins the token-refresh path to the base URL without a trailing
         # slash, which drops a sub-path (https://host/label-studio → https://host/api/token/refresh/):
@@ -90,7 +91,8 @@ class LabelStudioClient:
         """Check the connection and the key; return the user the key belongs to."""
         with self._call("check the API key"):
             user = self.ls.users.whoami()
-        return {"id": user.id, "email": user.email, "username": user.username}
+        self.user = {"id": user.id, "email": user.email, "username": user.username}
+        return self.user
 
     def version(self) -> str:
         with self._call("read the server version"):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from verify import custody
 from verify.errors import ServerError, VerifyError
 from verify.labelstudio import LabelStudioClient, batched
 from verify.workspace import Workspace, atomic_write, now_utc
@@ -112,10 +114,11 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
     else:
         known = ws.task_ids(project_id)
         pages = list(batched(known, EXPORT_PAGE)) if known else [None]  # None: every task, in one export
-    files, tasks, records = [], [], []
+    files, hashes, tasks, records = [], [], [], []
     for page in pages:
-        name, exported = _archive(ws, client, project_id, page)
+        name, exported, sha = _archive(ws, client, project_id, page)
         files.append(name)
+        hashes.append((name, sha))
         tasks += exported
         records += [{**r, "export_file": name} for r in parse_export(exported, users)]
     ignored = 0
@@ -138,6 +141,10 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
         )
         ws.set_meta(mark, latest or since)
         ws.set_meta("last_pull_at", now_utc())
+    custody.record(ws, "pull", outputs=[(name, sha) for name, sha in hashes], server=client.url,
+                   label_studio_user=client.user.get("email"), project_id=project_id, full=not since,
+                   tasks=len(tasks), annotations=len(records),
+                   annotations_by=dict(Counter(r["reviewer"] for r in records)), lead=lead)
     return PullResult(
         export_files=files, full=not since, tasks=len(tasks), annotations=len(records),
         skipped=sum(r["was_cancelled"] for r in records), reviewers=len({r["reviewer_id"] for r in records}),
@@ -145,8 +152,8 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
     )
 
 
-def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: list[int] | None) -> tuple[str, list[dict]]:
-    """Export (all tasks, or ``ids``), write the bytes to exports/ read-only, record them; return (file, tasks)."""
+def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: list[int] | None) -> tuple[str, list[dict], str]:
+    """Export (all tasks, or ``ids``), write the bytes to exports/ read-only, record them; return (file, tasks, sha256)."""
     raw = client.export_json(project_id, ids)
     try:
         tasks = json.loads(raw)
@@ -164,4 +171,4 @@ def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: lis
             "INSERT OR REPLACE INTO exports (file, sha256, pulled_at, project_id, tasks, annotations) VALUES (?, ?, ?, ?, ?, ?)",
             (name, sha, now_utc(), project_id, len(tasks), annotations),
         )
-    return name, tasks
+    return name, tasks, sha

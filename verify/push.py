@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
+from verify import custody
 from verify.case import Case
 from verify.errors import ServerError, VerifyError
 from verify.labelconfig import build_config, check_config, instructions_html
@@ -278,6 +279,9 @@ def push(
             [(f["key"], project_id, existing[f["key"]]) for f in frames
              if f["key"] in existing and known.get(f["key"]) != existing[f["key"]]],
         )
+    custody.record(ws, "push", inputs=[(f["file"], f["sha256"]) for f in wanted], server=client.url,
+                   label_studio_user=client.user.get("email"), project_id=project_id, created_project=created,
+                   imported=imported, already_there=len(wanted) - imported)
     return PushResult(
         project_id=project_id,
         project_url=f"{client.url}/projects/{project_id}/data",

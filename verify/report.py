@@ -26,7 +26,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 
-from verify import __version__
+from verify import __version__, custody
 from verify.case import VERDICT_CHOICES, Case, is_web_url
 from verify.errors import VerifyError
 from verify.merge import merge
@@ -152,6 +152,14 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
             "exports_pulled": len(exports),
             "built_from_exports": ws.exports_in_use(),
         },
+        "integrity": {
+            "evidence_sha256": {v["source_id"]: v["sha256"] for v in videos},
+            "frames": {"count": len(frames), "digest": custody.files_digest((f["file"], f["sha256"]) for f in frames)},
+            "case_sha256": case.sha256,
+            "custody_head": ws.get_meta(custody.HEAD),
+            "how_to_check": "run `verify audit` in the workspace; the report's own sha256 is in custody.log "
+                            "(action \"report\") and can be checked with sha256sum",
+        },
     }
 
 
@@ -246,6 +254,9 @@ def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Pa
     if "md" in formats:
         assets = out_dir / "report-assets"
         assets.mkdir(exist_ok=True)
+        for stale in assets.glob("*.jpg"):  # pictures of an earlier report that this one no longer shows
+            if stale.stem not in thumbs:
+                stale.unlink()
         images = {}
         for key, data in thumbs.items():
             atomic_write(assets / f"{key}.jpg", data)
