@@ -9,7 +9,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from fixtures.generate import _encode, phone_rotated, variable_frame_rate

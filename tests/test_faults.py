@@ -5,7 +5,6 @@ After each, a re-run converges: every frame exactly one task, zero duplicates.""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -15,7 +14,6 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from verify.cli import main
-from tests.conftest import SEED_CASE, SOURCES, login, personal_access_token, truth, user_token
+from tests.conftest import SEED_CASE, SOURCES, personal_access_token, truth, user_token
 
 pytestmark = pytest.mark.integration
 
@@ -341,3 +341,29 @@ def test_a_lost_workspace_finds_its_project_again_by_case_and_frame_keys(loop, f
     assert "0 tasks imported" in pushed.output
     assert json.loads(run(env, "status", "--json").output)["label_studio"]["project_id"] == loop["project"]
     assert f"project {loop['project']} found:" in run(env, "push").output  # marked as this workspace's now
+
+
+def test_two_syncs_at_once_one_waits_its_turn_and_nothing_is_corrupted(loop):
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, **loop["env"]}
+    first = subprocess.Popen([sys.executable, "-m", "verify", "sync"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lock = loop["ws"] / ".lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        if lock.exists() and lock.read_text().strip() == str(first.pid):
+            break
+        time.sleep(0.01)
+    second = subprocess.run([sys.executable, "-m", "verify", "sync"], env=env, capture_output=True, text=True)
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    assert second.returncode == 6, second.stdout + second.stderr
+    assert f"workspace is in use by verify (pid {first.pid})" in second.stderr and "Traceback" not in second.stderr
+    with closing(sqlite3.connect(loop["ws"] / "verify.db")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    audit = run(loop["env"], "audit")
+    assert "0 changed, 0 missing, 0 unexpected" in audit.output and "chain intact" in audit.output

@@ -565,7 +565,8 @@ def audit(ctx: Context, as_json: bool) -> None:
     """
     custody.require_manifest(ctx.workspace_dir)
     ws = ctx.open()
-    result = custody.audit(ws)
+    with ws.lock():  # a consistent picture: no verify is writing meanwhile
+        result = custody.audit(ws)
     if as_json:
         click.echo(json.dumps({"checked": result.checked, "changed": result.changed, "missing": result.missing,
                                "unexpected": result.unexpected, "log": {"entries": result.log.entries, "head": result.log.head,
@@ -576,6 +577,8 @@ def audit(ctx: Context, as_json: bool) -> None:
                 click.echo(f"{kind:<10} {path}")
         for problem in result.log.problems:
             click.echo(f"LOG        {problem}")
+        for note in result.log.notes:
+            click.echo(f"NOTE       {note}")
         click.echo(f"{result.checked} stored files checked: {len(result.changed)} changed, {len(result.missing)} missing, "
                    f"{len(result.unexpected)} unexpected; custody log: {result.log.entries} entries, "
                    + ("chain intact" if result.log.ok else "BROKEN"))

@@ -151,6 +151,7 @@ def _now() -> str:
 class LogCheck:
     entries: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     head: str = ""
 
     @property
@@ -170,7 +171,7 @@ def check_log(ws: Any) -> LogCheck:
         else:
             result.problems.append(f"{LOG} is missing (no action has been logged)")
         return result
-    prev, seq = GENESIS, 0
+    prev, seq, before_last = GENESIS, 0, GENESIS
     with open(path, "rb") as f:
         data = f.read()
     if data and not data.endswith(b"\n"):
@@ -187,13 +188,17 @@ def check_log(ws: Any) -> LogCheck:
             result.problems.append(f"{LOG} line {number}: does not link to the entry before it (edited, removed or inserted)")
         if entry_hash(entry) != entry.get("hash"):
             result.problems.append(f"{LOG} line {number} ({entry.get('action')}): its content does not match its hash (edited)")
+        before_last = prev
         prev, seq = entry.get("hash"), entry.get("seq", seq + 1)
         result.entries += 1
     result.head = f"{seq}:{prev}"
     if recorded and recorded != result.head:
-        r_seq = int(recorded.split(":")[0])
-        if r_seq > seq:
+        r_seq, r_hash = recorded.split(":")
+        if int(r_seq) > seq:
             result.problems.append(f"{LOG} ends at entry {seq}, but the workspace recorded {r_seq}: entries were cut off the end")
+        elif int(r_seq) == seq - 1 and r_hash == before_last:
+            # written, then killed before the workspace recorded it: the action may not have finished
+            result.notes.append(f"{LOG}: entry {seq} was written but not confirmed (verify was interrupted?)")
         else:
             result.problems.append(f"{LOG}: its last entry ({seq}) is not the one the workspace recorded ({r_seq})")
     return result

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import uuid
 from contextlib import contextmanager
@@ -220,9 +221,22 @@ class Workspace:
                 )
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._remove_leftovers()
             yield
         finally:
             os.close(fd)
+
+    def _remove_leftovers(self) -> None:
+        """Half-written files of a verify process that was killed (we hold the lock: none is running)."""
+        patterns = {"evidence": (".incoming-*", ".link-*", ".*.tmp"), "frames": (".tmp-*",),
+                    "exports": (".*.tmp",), "reports": (".*.tmp", "report-assets/.*.tmp")}
+        for area, globs in patterns.items():
+            for pattern in globs:
+                for leftover in self.path(area).glob(pattern):
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
