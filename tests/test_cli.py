@@ -110,3 +110,17 @@ def test_a_second_verify_on_the_same_workspace_is_refused(workspace):
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("1.23.2", None),
+    ("1.24.0", None),
+    ("1.7.1", "older than 1.7.2, which fixed GHSA-cpmr-mw4j-99r7"),
+    ("1.20.0", "older than 1.23.2, the release verify is tested with"),
+    ("unknown", "cannot tell which Label Studio release"),
+])
+def test_an_old_label_studio_gets_a_security_warning(version, expected):
+    from verify.labelstudio import version_warning
+
+    warning = version_warning(version)
+    assert (warning is None) if expected is None else (expected in warning)

@@ -210,9 +210,31 @@ def test_a_wrong_key_or_address_is_one_line_with_its_own_exit_code(loop):
 
 def test_the_api_key_never_reaches_the_workspace(loop):
     key = loop["env"]["LABEL_STUDIO_API_KEY"].encode()
-    for path in loop["ws"].rglob("*"):
+    for path in loop["ws"].rglob("*"):  # custody log, exports and reports included
         if path.is_file():
             assert key not in path.read_bytes(), path
+
+
+def test_the_local_server_is_locked_down(label_studio):
+    """Loopback only, no open sign-up, a dedicated files root, secrets in mode-600 files, no key in argv."""
+    import os
+    import stat
+
+    from verify import server
+
+    creds = server.credentials(label_studio["base"])
+    assert label_studio["url"].startswith("http://127.0.0.1:")
+    assert stat.S_IMODE(os.stat(label_studio["base"] / "credentials.json").st_mode) == 0o600
+    assert Path(label_studio["files_root"]).resolve() != Path("/") and label_studio["base"] in Path(label_studio["files_root"]).parents
+    pid = int((label_studio["base"] / "server.pid").read_text())
+    assert creds["api_key"].encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    with httpx.Client(base_url=label_studio["url"], timeout=60) as web:  # sign-up without the invite link: refused
+        web.get("/user/signup/")
+        web.post("/user/signup/", data={"email": "stranger@example.org", "password": "stranger-pass-123",
+                                        "csrfmiddlewaretoken": web.cookies.get("csrftoken", "")},
+                 headers={"Referer": f"{label_studio['url']}/user/signup/"})
+    users = httpx.get(f"{label_studio['url']}/api/users", headers={"Authorization": f"Token {creds['api_key']}"}, timeout=60).json()
+    assert "stranger@example.org" not in {u["email"] for u in users}
 
 
 def test_a_lead_decides_a_disputed_frame(loop, label_studio):

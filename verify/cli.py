@@ -80,7 +80,7 @@ def unknown_labels_option(func: Callable) -> Callable:
 def connect(url: str | None, api_key: str | None):
     """A client for the given server, or for the local one when nothing is given."""
     from verify import server
-    from verify.labelstudio import LabelStudioClient
+    from verify.labelstudio import LabelStudioClient, version_warning
 
     local = server.credentials()
     if not url and local:
@@ -89,6 +89,9 @@ def connect(url: str | None, api_key: str | None):
         api_key = local["api_key"]
     client = LabelStudioClient(url or "", api_key or "")
     client.whoami()
+    warning = version_warning(client.version())
+    if warning:
+        click.echo(f"warning: {client.url}: {warning}", err=True)
     return client
 
 

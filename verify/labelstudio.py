@@ -248,6 +248,35 @@ def _check(response: httpx.Response) -> httpx.Response:
     return response
 
 
+TESTED_RELEASE = "1.23.2"  # the Label Studio release verify's tests run against
+# Published advisories and the release that fixed each; a server older than any of them gets a warning.
+ADVISORIES = (
+    ("1.7.2", "GHSA-cpmr-mw4j-99r7", "path traversal: unauthenticated reading of files under /label_studio/core/"),
+)
+ADVISORIES_URL = "https://github.com/HumanSignal/label-studio/security/advisories"
+
+
+def version_warning(version: str) -> str | None:
+    """A one-line warning when a server's release is older than a fix for a published advisory
+    (or than the release verify is tested against); None when it is current enough (pure)."""
+    def parse(text: str) -> tuple[int, ...] | None:
+        parts = text.strip().lstrip("v").split(".")[:3]
+        return tuple(int(p) for p in parts) if parts and all(p.isdigit() for p in parts) else None
+
+    found = parse(version)
+    if found is None:
+        return f"cannot tell which Label Studio release this is ({version!r}); make sure it is at least {TESTED_RELEASE}"
+    missed = [(fixed, ghsa, what) for fixed, ghsa, what in ADVISORIES if found < parse(fixed)]
+    if missed:
+        fixed, ghsa, what = missed[-1]
+        return (f"Label Studio {version} is older than {fixed}, which fixed {ghsa} ({what})"
+                f"{f' and {len(missed) - 1} more' if len(missed) > 1 else ''}; upgrade it (advisories: {ADVISORIES_URL})")
+    if found < parse(TESTED_RELEASE):
+        return (f"Label Studio {version} is older than {TESTED_RELEASE}, the release verify is tested with; later releases "
+                f"carry security fixes ({ADVISORIES_URL}): upgrade it")
+    return None
+
+
 def validate_config(label_config: str) -> None:
     """Parse the config with the SDK's own LabelInterface (as the server will)."""
     LabelInterface(label_config)
