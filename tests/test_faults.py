@@ -286,3 +286,30 @@ def test_a_sub_path_address_with_a_personal_access_token(label_studio, ws):
         _converged(label_studio, ws)
     finally:
         proxy.close()
+
+
+def test_upload_mode_sends_the_images_through_the_api_once(label_studio, ws):
+    """For a server that does not share this disk: frames go up through the import API (≤ 100 per request)."""
+    import sqlite3
+    from contextlib import closing
+
+    env = {k: v for k, v in _env(label_studio, ws).items() if k != "VERIFY_FILES_ROOT"}
+    with ws.transaction() as db:  # a few hundred frames are enough here: three upload requests
+        db.execute("DELETE FROM frames WHERE key IN (SELECT key FROM frames ORDER BY key LIMIT -1 OFFSET 250)")
+    pushed = CliRunner().invoke(main, ["push", "--images", "upload"], env=env, catch_exceptions=False)
+    assert pushed.exit_code == 0, pushed.output
+    assert "images: uploaded to the server (250 new)" in pushed.output
+    project = int(ws.get_meta("project_id"))
+    headers = {"Authorization": f"Token {label_studio['api_key']}"}
+    tasks = httpx.get(f"{label_studio['url']}/api/tasks", headers=headers, timeout=60,
+                      params={"project": project, "page_size": 1000, "fields": "task_only"}).json()["tasks"]
+    assert len(tasks) == 250 and all(t["data"]["image"].startswith(f"/data/upload/{project}/") for t in tasks)
+    assert all(t["meta"]["verify_key"] == t["data"]["frame_key"] for t in tasks)
+    image = httpx.get(label_studio["url"] + tasks[0]["data"]["image"], headers=headers, timeout=60)
+    assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
+    with closing(sqlite3.connect(ws.root / "verify.db")) as db:
+        key = tasks[0]["data"]["frame_key"]
+        path, sha = db.execute("SELECT file, sha256 FROM frames WHERE key = ?", (key,)).fetchone()
+    assert hashlib.sha256(image.content).hexdigest() == sha  # the very bytes of the stored frame
+    again = CliRunner().invoke(main, ["push", "--images", "upload"], env=env, catch_exceptions=False)
+    assert "0 tasks imported" in again.output and "(0 new)" in again.output

@@ -24,8 +24,9 @@ from verify.push import (
     build_task,
     ensure_project,
     import_missing,
-    require_files_root,
+    image_mode,
     stage_frames,
+    upload_frames,
     timestamp,
 )
 from verify.workspace import Workspace
@@ -60,7 +61,7 @@ def disputed(merged: dict[str, Any]) -> list[dict[str, Any]]:
 
 def adjudicate(
     ws: Workspace, client: LabelStudioClient, files_root: Path | None, lead: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, images: str = "auto",
 ) -> AdjudicateResult:
     """Send every disputed frame to the adjudication project; return what was done.
 
@@ -70,7 +71,7 @@ def adjudicate(
     """
     if not ws.exports():
         raise VerifyError("no annotations pulled yet, so nothing is disputed; run `verify pull` first")
-    require_files_root(client, files_root)
+    mode = image_mode(client, files_root, images)
     if lead and lead not in {u["email"] for u in client.users()}:
         raise VerifyError(f"--lead {lead!r} is not a user of {client.url}; add them with `verify reviewers add {lead}`")
     case = ws.case
@@ -82,8 +83,12 @@ def adjudicate(
     if frames:
         records = {f["key"]: f for f in ws.frames()}
         videos = {v["sha256"]: v for v in ws.videos()}
-        folder, urls = stage_frames(ws, [records[f["key"]] for f in frames], files_root)
-        client.ensure_local_storage(project_id, str(folder))
+        chosen = [records[f["key"]] for f in frames]
+        if mode == "upload":
+            urls, _ = upload_frames(ws, client, project_id, chosen)
+        else:
+            folder, urls = stage_frames(ws, chosen, files_root)
+            client.ensure_local_storage(project_id, str(folder))
 
         def make_task(frame: dict[str, Any]) -> dict[str, Any]:
             task = build_task(records[frame["key"]], videos[frame["video_sha256"]], urls[frame["key"]], ws.id)

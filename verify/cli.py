@@ -77,6 +77,12 @@ def unknown_labels_option(func: Callable) -> Callable:
     )(func)
 
 
+images_option = click.option(
+    "--images", type=click.Choice(["auto", "local", "upload"]), default="auto", show_default=True,
+    help="How frames reach Label Studio: local = its local-files storage (the server shares this disk; needs the local "
+         "server or VERIFY_FILES_ROOT); upload = through its import API (any server); auto = local when possible.")
+
+
 def connect(url: str | None, api_key: str | None):
     """A client for the given server, or for the local one when nothing is given."""
     from verify import server
@@ -334,9 +340,10 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, p
 @click.option("--include-duplicates", is_flag=True, help="Also send frames linked to another source's frame for review.")
 @click.option("--new-project", is_flag=True, help="Create a new project even if the workspace has one.")
 @click.option("--reset-config", is_flag=True, help="Replace a labeling config edited on the server with the case's.")
+@images_option
 @click.pass_obj
 @run
-def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project, reset_config) -> None:
+def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project, reset_config, images) -> None:
     """Send keyframes to Label Studio as tasks (only those not already there).
 
     Example: verify push --url http://127.0.0.1:8080   (key in LABEL_STUDIO_API_KEY)
@@ -344,18 +351,20 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        _push(ws, client, files_root_for(client, files_root), include_duplicates, new_project, reset_config)
+        _push(ws, client, files_root_for(client, files_root), include_duplicates, new_project, reset_config, images)
 
 
-def _push(ws, client, files_root, include_duplicates=False, new_project=False, reset_config=False):
+def _push(ws, client, files_root, include_duplicates=False, new_project=False, reset_config=False, images="auto"):
     from verify.push import push as push_frames
 
     with click.progressbar(length=len(ws.frames()), label="importing", file=sys.stderr) as bar:
-        result = push_frames(ws, client, files_root, include_duplicates, new_project, reset_config, progress=bar.update)
+        result = push_frames(ws, client, files_root, include_duplicates, new_project, reset_config, progress=bar.update,
+                             images=images)
     made = "created" if result.created_project else (
         f"found again on the server by its case id and {result.recovered} matching frames" if result.recovered else "found")
     click.echo(f"project {result.project_id} {made}: {result.imported} tasks imported, {result.already_there} already there, "
                f"{result.skipped_duplicates} re-uploaded frames not sent again")
+    click.echo(f"images: {result.images}")
     click.echo(f"reviewers label at {result.project_url}")
     return result
 
@@ -422,9 +431,10 @@ def _merge(ws, unknown_labels="ignore"):
 @main.command()
 @connection_options
 @click.option("--lead", default=None, help="Email of the lead reviewer whose answers decide (default: anyone who annotates the adjudication project).")
+@images_option
 @click.pass_obj
 @run
-def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None) -> None:
+def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None, images: str) -> None:
     """Send the frames reviewers disagree on to a lead reviewer (an adjudication project).
 
     The lead's answers, pulled by `verify pull` or `verify sync`, decide those frames; the
@@ -437,7 +447,7 @@ def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None) -> None
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        result = send_disputes(ws, client, files_root_for(client, files_root), lead)
+        result = send_disputes(ws, client, files_root_for(client, files_root), lead, images=images)
     click.echo(f"{result.disputed} disputed frames; {result.imported} newly sent to adjudication project {result.project_id}")
     click.echo(f"the lead{' ' + lead if lead else ''} decides at {result.project_url}")
 
@@ -476,9 +486,10 @@ def _report(ws, formats=(), out=None, unknown_labels="ignore"):
 @connection_options
 @click.option("--include-duplicates", is_flag=True, help="Also send frames linked to another source's frame for review.")
 @unknown_labels_option
+@images_option
 @click.pass_obj
 @run
-def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_labels) -> None:
+def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_labels, images) -> None:
     """Push new frames, pull annotations, merge, and write the reports, in one go.
 
     Example: verify sync
@@ -486,7 +497,7 @@ def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_lab
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        _push(ws, client, files_root_for(client, files_root), include_duplicates)
+        _push(ws, client, files_root_for(client, files_root), include_duplicates, images=images)
         _pull(ws, client)
         _merge(ws, unknown_labels)
         _report(ws, unknown_labels=unknown_labels)

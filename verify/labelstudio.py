@@ -11,6 +11,7 @@ import json
 import secrets
 from datetime import datetime, timezone
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import httpx
@@ -22,6 +23,7 @@ from verify.errors import AuthError, ProjectMissing, ServerError
 
 NO_RETRY = {"max_retries": 0}
 IMPORT_BATCH = 2000
+UPLOAD_BATCH = 100  # files per upload request: Label Studio's limit
 
 
 class LabelStudioClient:
@@ -173,6 +175,30 @@ class LabelStudioClient:
         with self._call("export annotations", project=project_id):
             return self._get(f"api/projects/{project_id}/export", params, timeout=600).content
 
+    def upload_files(self, project_id: int, files: list[tuple[str, Path]]) -> dict[str, str]:
+        """Upload files (≤ UPLOAD_BATCH per request, each under its own field name) without making
+        tasks of them; return name → the URL the server serves it at (``/data/upload/…``)."""
+        urls: dict[str, str] = {}
+        for batch in batched(files, UPLOAD_BATCH):
+            handles = [open(path, "rb") for _, path in batch]
+            try:
+                parts = [(f"file{i}", (name, handle, "image/jpeg")) for i, ((name, _), handle) in enumerate(zip(batch, handles))]
+                with self._call("upload frames", project=project_id):
+                    answer = _check(httpx.post(f"{self.url}/api/projects/{project_id}/import", files=parts, timeout=600,
+                                               params={"commit_to_project": "false"}, headers=self._auth()))
+                    ids = answer.json().get("file_upload_ids") or []
+                    listed = self._get(f"api/projects/{project_id}/file-uploads", {"ids": json.dumps(ids)}).json()
+            finally:
+                for handle in handles:
+                    handle.close()
+            for upload in listed:
+                stored = upload["file"]  # upload/<project>/<8 hex>-<name as sent>
+                urls[stored.rsplit("/", 1)[-1].split("-", 1)[-1]] = "/data/" + stored
+        missing = [name for name, _ in files if name not in urls]
+        if missing:
+            raise ServerError(f"{self.url}: the server did not keep {len(missing)} uploaded frames (e.g. {missing[0]}); retry")
+        return urls
+
     def changed_tasks(self, project_id: int, since: str) -> list[int]:
         """Ids of the tasks updated after ``since`` (a server timestamp, ``%Y-%m-%dT%H:%M:%S.%fZ``).
 
@@ -226,8 +252,11 @@ class LabelStudioClient:
         return self._get(path, {}).json()
 
     def _get(self, path: str, params: dict[str, Any], timeout: float = 60) -> httpx.Response:
-        headers = self.ls._client_wrapper.get_headers()
-        return _check(httpx.get(f"{self.url}/{path}", params=params, headers=headers, timeout=timeout))
+        return _check(httpx.get(f"{self.url}/{path}", params=params, headers=self._auth(), timeout=timeout))
+
+    def _auth(self) -> dict[str, str]:
+        """The SDK's own auth header (it refreshes personal access tokens)."""
+        return {k: v for k, v in self.ls._client_wrapper.get_headers().items() if k.lower() in ("authorization", "x-api-key")}
 
 
 def _server_timestamp(value: Any) -> str:

@@ -39,6 +39,7 @@ class PushResult:
     imported: int
     skipped_duplicates: int
     recovered: int = 0  # frames that identified a project the workspace did not know
+    images: str = ""  # how the frames reach the server
 
 
 def timestamp(t_ms: float) -> str:
@@ -200,12 +201,44 @@ def import_missing(
     return existing, len(missing)
 
 
+IMAGE_MODES = ("auto", "local", "upload")
+
+
+def image_mode(client: LabelStudioClient, files_root: Path | None, images: str) -> str:
+    """How frames reach the server: "local" (local-files storage, the server shares this disk) when a
+    files root is known, else "upload" (through the import API); ``images`` overrides."""
+    if images == "upload" or (images == "auto" and files_root is None):
+        return "upload"
+    require_files_root(client, files_root)
+    return "local"
+
+
+def upload_frames(ws: Workspace, client: LabelStudioClient, project_id: int,
+                  frames: list[dict[str, Any]]) -> tuple[dict[str, str], int]:
+    """Upload the frames the project does not have yet; return (key → served URL, number uploaded).
+
+    Each upload is recorded at once, so an interrupted push does not upload those again (a
+    crash between the upload and the record leaves an unused copy on the server, nothing worse).
+    """
+    rows = ws.db.execute("SELECT frame_key, url FROM uploads WHERE project_id = ?", (project_id,)).fetchall()
+    urls = dict((r[0], r[1]) for r in rows)
+    missing = [f for f in frames if f["key"] not in urls]
+    for batch in batched(missing, 100):
+        got = client.upload_files(project_id, [(f"{f['key']}.jpg", ws.path(f["file"])) for f in batch])
+        new = {f["key"]: got[f"{f['key']}.jpg"] for f in batch}
+        with ws.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO uploads (project_id, frame_key, url) VALUES (?, ?, ?)",
+                           [(project_id, k, u) for k, u in new.items()])
+        urls.update(new)
+    return urls, len(missing)
+
+
 def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Path:
     """The server's local-files document root, or a VerifyError saying there is no way to serve frames."""
     if files_root is None:
         raise VerifyError(
-            f"{client.url}: verify can serve frames only to a Label Studio on this machine for now; set VERIFY_FILES_ROOT "
-            "to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (upload to remote servers is not built yet)"
+            f"{client.url}: --images local needs the server's local-files root: set VERIFY_FILES_ROOT to its "
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, or use --images upload"
         )
     return files_root
 
@@ -248,6 +281,7 @@ def push(
     new_project: bool = False,
     reset_config: bool = False,
     progress: Callable[[int], None] | None = None,
+    images: str = "auto",
 ) -> PushResult:
     """Send every extracted frame that is not yet a task; return what was done.
 
@@ -258,18 +292,26 @@ def push(
     frames = ws.frames()
     if not frames:
         raise VerifyError("no frames to push; run `verify ingest VIDEO…` and `verify frames` first")
-    require_files_root(client, files_root)
+    mode = image_mode(client, files_root, images)
     project_id, created, recovered = ensure_project(ws, client, new_project, reset_config)
     videos = {v["sha256"]: v for v in ws.videos()}
     wanted = [f for f in frames if include_duplicates or not f["duplicate_of"]]
-    folder, urls = frame_urls(ws, wanted, files_root)
     workspace_id = ws.id
-    with ThreadPoolExecutor(max_workers=1) as pool:  # files are placed while tasks are imported
-        serving = pool.submit(lambda: (link_frames(ws.root, wanted, folder), client.ensure_local_storage(project_id, str(folder))))
+    if mode == "upload":
+        urls, uploaded = upload_frames(ws, client, project_id, wanted)
+        how = f"uploaded to the server ({uploaded} new)"
         existing, imported = import_missing(
             client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], workspace_id), progress
         )
-        serving.result()
+    else:
+        folder, urls = frame_urls(ws, wanted, files_root)
+        how = f"local files under {folder}"
+        with ThreadPoolExecutor(max_workers=1) as pool:  # files are placed while tasks are imported
+            serving = pool.submit(lambda: (link_frames(ws.root, wanted, folder), client.ensure_local_storage(project_id, str(folder))))
+            existing, imported = import_missing(
+                client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], workspace_id), progress
+            )
+            serving.result()
     known = ws.tasks()
     with ws.transaction() as db:
         # forget tasks of a project this workspace no longer uses (after --new-project)
@@ -281,7 +323,7 @@ def push(
         )
     custody.record(ws, "push", inputs=[(f["file"], f["sha256"]) for f in wanted], server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, created_project=created,
-                   imported=imported, already_there=len(wanted) - imported)
+                   imported=imported, already_there=len(wanted) - imported, images=how)
     return PushResult(
         project_id=project_id,
         project_url=f"{client.url}/projects/{project_id}/data",
@@ -291,4 +333,5 @@ def push(
         imported=imported,
         skipped_duplicates=len(frames) - len(wanted),
         recovered=recovered,
+        images=how,
     )

@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS tasks (
     task_id INTEGER NOT NULL,
     PRIMARY KEY (project_id, frame_key)
 );
+CREATE TABLE IF NOT EXISTS uploads (
+    project_id INTEGER NOT NULL,
+    frame_key TEXT NOT NULL REFERENCES frames(key),
+    url TEXT NOT NULL,
+    PRIMARY KEY (project_id, frame_key)
+);
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER NOT NULL,
     project_id INTEGER NOT NULL,
