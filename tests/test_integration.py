@@ -198,6 +198,13 @@ def test_a_personal_access_token_works_too(loop, label_studio):
     env = {**loop["env"], "LABEL_STUDIO_API_KEY": pat}
     result = run(env, "pull")
     assert "pulled" in result.output and pat not in result.output
+    # or from a file, never on the command line
+    key_file = loop["ws"].parent / "pat.txt"
+    key_file.write_text(pat + "\n")
+    env = {k: v for k, v in loop["env"].items() if k != "LABEL_STUDIO_API_KEY"}
+    from_file = run(env, "pull", "--api-key-file", str(key_file))
+    assert "pulled" in from_file.output
+    key_file.unlink()
 
 
 def test_a_wrong_key_or_address_is_one_line_with_its_own_exit_code(loop):

@@ -52,11 +52,13 @@ def run(func: Callable) -> Callable:
 
 
 def connection_options(func: Callable) -> Callable:
-    """--url and --api-key, shared by every command that talks to Label Studio."""
+    """--url, --api-key-file and --files-root, shared by every command that talks to Label Studio."""
     func = click.option(
-        "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True, default=None,
-        help="Label Studio access token (legacy token or personal access token). Prefer the environment variable: "
-             "options are visible to other users of this machine. Default: the local server's.",
+        "--api-key-file", "api_key", default=None, metavar="FILE", callback=_read_api_key, expose_value=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Read the Label Studio access token (legacy token or personal access token) from FILE. Default: "
+             "$LABEL_STUDIO_API_KEY, else the local server's. There is no option taking the token itself: "
+             "command lines are visible to other users of this machine.",
     )(func)
     func = click.option(
         "--url", envvar="LABEL_STUDIO_URL", show_envvar=True, default=None,
@@ -67,6 +69,15 @@ def connection_options(func: Callable) -> Callable:
         help="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, when it runs on this machine but was not started by verify.",
     )(func)
     return func
+
+
+def _read_api_key(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return os.environ.get("LABEL_STUDIO_API_KEY") or None
+    key = Path(value).read_text(encoding="utf-8", errors="replace").strip()
+    if not key:
+        raise click.BadParameter(f"{value} is empty; put the access token in it", param=param)
+    return key
 
 
 def unknown_labels_option(func: Callable) -> Callable:
