@@ -308,13 +308,13 @@ def test_an_annotation_edited_on_the_server_is_reflected_and_the_old_export_kept
 
     # nothing changed: nothing exported
     quiet = run(env, "pull")
-    assert "on 0 tasks changed since the last pull" in quiet.output
+    assert "on 0 tasks (changed since the last pull)" in quiet.output
     assert {p.name for p in (loop["ws"] / "exports").iterdir()} == after
 
     # a deletion on the server is a change too
     httpx.delete(f"{loop['url']}/api/annotations/{annotation['id']}/", headers=loop["admin"], timeout=60).raise_for_status()
     gone = run(env, "pull")
-    assert "on 1 tasks changed since the last pull" in gone.output
+    assert "on 1 tasks (changed since the last pull)" in gone.output
     state = json.loads(run(env, "status", "--json").output)
     assert {c["id"]: c for c in state["claims"]}["civilians_refused_passage"]["answered"] == 0
 
@@ -327,7 +327,7 @@ def test_an_annotation_edited_on_the_server_is_reflected_and_the_old_export_kept
 
     incremental = annotations()
     full = run(env, "pull", "--full")
-    assert f"on {len(loop['tasks'])} all tasks" in full.output
+    assert f"on {len(loop['tasks'])} tasks (full export)" in full.output
     assert annotations() == incremental
 
 

@@ -400,10 +400,10 @@ def _pull(ws, client, full: bool = False):
     from verify.pull import pull as pull_annotations
 
     result = pull_annotations(ws, client, full)
-    what = "all tasks" if result.full else "tasks changed since the last pull"
+    what = "full export" if result.full else "changed since the last pull"
     archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
     click.echo(f"pulled {result.annotations} annotations ({result.skipped} skips) by {result.reviewers} reviewers "
-               f"on {result.tasks} {what}{archived}")
+               f"on {result.tasks} tasks ({what}){archived}")
     if ws.get_meta("adjudication_project_id"):
         click.echo(f"pulled {result.lead_decisions} lead decisions from the adjudication project"
                    + (f" ({result.ignored} annotations there by others than the lead ignored)" if result.ignored else ""))
