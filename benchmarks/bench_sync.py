@@ -31,7 +31,7 @@ from verify.frames import extract  # noqa: E402
 from verify.ingest import ingest  # noqa: E402
 from verify.labelstudio import LabelStudioClient  # noqa: E402
 from verify.pull import pull  # noqa: E402
-from verify.push import build_task, push, stage_frames  # noqa: E402
+from verify.push import build_task, frame_urls, link_frames, push  # noqa: E402
 from verify.workspace import Workspace  # noqa: E402
 
 CASE = ROOT / "configs" / "spin-boldak-2021.yaml"
@@ -74,7 +74,8 @@ def main(n: int, port: int) -> None:
         frames = ws.frames()
         video = ws.videos()[0]
         files_root = Path(state.files_root)
-        _, urls = stage_frames(ws, frames, files_root)
+        folder, urls = frame_urls(ws, frames, files_root)
+        link_frames(ws.root, frames, folder)
         tasks = [build_task(f, video, urls[f["key"]], ws.id) for f in frames]
         print(f"{len(frames)} frames, Label Studio {client.version()}")
 

@@ -23,10 +23,9 @@ from verify.push import (
     ADJUDICATION,
     build_task,
     ensure_project,
-    import_missing,
+    frames_served,
     image_mode,
-    stage_frames,
-    upload_frames,
+    import_missing,
     timestamp,
 )
 from verify.workspace import Workspace
@@ -83,20 +82,16 @@ def adjudicate(
     if frames:
         records = {f["key"]: f for f in ws.frames()}
         videos = {v["sha256"]: v for v in ws.videos()}
-        chosen = [records[f["key"]] for f in frames]
-        if mode == "upload":
-            urls, _ = upload_frames(ws, client, project_id, chosen)
-        else:
-            folder, urls = stage_frames(ws, chosen, files_root)
-            client.ensure_local_storage(project_id, str(folder))
+        workspace_id = ws.id
 
         def make_task(frame: dict[str, Any]) -> dict[str, Any]:
-            task = build_task(records[frame["key"]], videos[frame["video_sha256"]], urls[frame["key"]], ws.id)
+            task = build_task(records[frame["key"]], videos[frame["video_sha256"]], urls[frame["key"]], workspace_id)
             task["data"]["dispute"] = dispute_text(frame, case)
             task["data"]["timestamp"] = f"Frame at {timestamp(frame['t_ms'])} (shot {frame['shot'] + 1}) · lead review"
             return task
 
-        existing, imported = import_missing(client, project_id, frames, make_task, progress)
+        with frames_served(ws, client, project_id, [records[f["key"]] for f in frames], mode, files_root) as (urls, _):
+            existing, imported = import_missing(client, project_id, frames, make_task, progress)
         with ws.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
                            [(key, project_id, task_id) for key, task_id in existing.items()])

@@ -46,7 +46,12 @@ class Picture:
 
     def pixel_sha256(self) -> str:
         """sha256 of the decoded picture in the decoder's own pixel format, before any conversion."""
-        return pixel_sha256(self.frame)
+        try:
+            data = self.frame.to_ndarray()
+        except (ValueError, NotImplementedError):  # a format numpy has no layout for: hash its colour rendering
+            data = self.frame.to_ndarray(format="bgr24")
+        data = data if isinstance(data, np.ndarray) else np.concatenate([np.ravel(d) for d in data])
+        return hashlib.sha256(np.ascontiguousarray(data).data).hexdigest()
 
     def bgr(self) -> np.ndarray:
         """The picture in colour (BGR, as OpenCV expects), turned upright per the rotation metadata."""
@@ -55,15 +60,6 @@ class Picture:
         image = self.frame.to_ndarray(format="bgr24")
         turn = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}.get(self.rotation % 360)
         return cv2.rotate(image, turn) if turn is not None else image
-
-
-def pixel_sha256(frame: av.VideoFrame) -> str:
-    try:
-        data = frame.to_ndarray()
-    except (ValueError, NotImplementedError):  # a format numpy has no layout for: hash its colour rendering
-        data = frame.to_ndarray(format="bgr24")
-    data = data if isinstance(data, np.ndarray) else np.concatenate([np.ravel(d) for d in data])
-    return hashlib.sha256(np.ascontiguousarray(data).data).hexdigest()
 
 
 def _gain(frame: av.VideoFrame) -> float:

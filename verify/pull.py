@@ -109,16 +109,14 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
     # read before exporting: a change made after this point has a later updated_at and is fetched next time
     latest = client.latest_update(project_id)
     if since:
-        ids: list[int] | None = client.changed_tasks(project_id, since)
-        pages = list(batched(ids, EXPORT_PAGE))
+        pages = list(batched(client.changed_tasks(project_id, since), EXPORT_PAGE))
     else:
         known = ws.task_ids(project_id)
         pages = list(batched(known, EXPORT_PAGE)) if known else [None]  # None: every task, in one export
-    files, hashes, tasks, records = [], [], [], []
+    archived, tasks, records = [], [], []  # (file, sha256) of each export page
     for page in pages:
         name, exported, sha = _archive(ws, client, project_id, page)
-        files.append(name)
-        hashes.append((name, sha))
+        archived.append((name, sha))
         tasks += exported
         records += [{**r, "export_file": name} for r in parse_export(exported, users)]
     ignored = 0
@@ -141,12 +139,12 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
         )
         ws.set_meta(mark, latest or since)
         ws.set_meta("last_pull_at", now_utc())
-    custody.record(ws, "pull", outputs=[(name, sha) for name, sha in hashes], server=client.url,
+    custody.record(ws, "pull", outputs=archived, server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, full=not since,
                    tasks=len(tasks), annotations=len(records),
                    annotations_by=dict(Counter(r["reviewer"] for r in records)), lead=lead)
     return PullResult(
-        export_files=files, full=not since, tasks=len(tasks), annotations=len(records),
+        export_files=[name for name, _ in archived], full=not since, tasks=len(tasks), annotations=len(records),
         skipped=sum(r["was_cancelled"] for r in records), reviewers=len({r["reviewer_id"] for r in records}),
         ignored=ignored,
     )

@@ -14,16 +14,17 @@ import hashlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 from verify import custody
 from verify.case import Case
 from verify.errors import ServerError, VerifyError
 from verify.labelconfig import build_config, check_config, instructions_html
-from verify.labelstudio import LabelStudioClient, batched, validate_config
+from verify.labelstudio import UPLOAD_BATCH, LabelStudioClient, batched, validate_config
 from verify.workspace import Workspace
 
 MARKER = "verify-workspace:"
@@ -201,9 +202,6 @@ def import_missing(
     return existing, len(missing)
 
 
-IMAGE_MODES = ("auto", "local", "upload")
-
-
 def image_mode(client: LabelStudioClient, files_root: Path | None, images: str) -> str:
     """How frames reach the server: "local" (local-files storage, the server shares this disk) when a
     files root is known, else "upload" (through the import API); ``images`` overrides."""
@@ -223,7 +221,7 @@ def upload_frames(ws: Workspace, client: LabelStudioClient, project_id: int,
     rows = ws.db.execute("SELECT frame_key, url FROM uploads WHERE project_id = ?", (project_id,)).fetchall()
     urls = dict((r[0], r[1]) for r in rows)
     missing = [f for f in frames if f["key"] not in urls]
-    for batch in batched(missing, 100):
+    for batch in batched(missing, UPLOAD_BATCH):  # recorded batch by batch
         got = client.upload_files(project_id, [(f"{f['key']}.jpg", ws.path(f["file"])) for f in batch])
         new = {f["key"]: got[f"{f['key']}.jpg"] for f in batch}
         with ws.transaction() as db:
@@ -243,11 +241,23 @@ def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Pa
     return files_root
 
 
-def stage_frames(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
-    """Place frames under the server's document root; return (folder, key → URL)."""
+@contextmanager
+def frames_served(ws: Workspace, client: LabelStudioClient, project_id: int, frames: list[dict[str, Any]], mode: str,
+                  files_root: Path | None) -> Iterator[tuple[dict[str, str], str]]:
+    """Make the frames reachable by the server; yield (key → URL, how) for the tasks to be imported.
+
+    "upload" sends them first; "local" hard-links them under the files root (and attaches the
+    storage) in the background while the body imports the tasks.
+    """
+    if mode == "upload":
+        urls, uploaded = upload_frames(ws, client, project_id, frames)
+        yield urls, f"uploaded to the server ({uploaded} new)"
+        return
     folder, urls = frame_urls(ws, frames, files_root)
-    link_frames(ws.root, frames, folder)
-    return folder, urls
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        serving = pool.submit(lambda: (link_frames(ws.root, frames, folder), client.ensure_local_storage(project_id, str(folder))))
+        yield urls, f"local files under {folder}"
+        serving.result()
 
 
 def frame_urls(ws: Workspace, frames: list[dict[str, Any]], files_root: Path) -> tuple[Path, dict[str, str]]:
@@ -297,21 +307,10 @@ def push(
     videos = {v["sha256"]: v for v in ws.videos()}
     wanted = [f for f in frames if include_duplicates or not f["duplicate_of"]]
     workspace_id = ws.id
-    if mode == "upload":
-        urls, uploaded = upload_frames(ws, client, project_id, wanted)
-        how = f"uploaded to the server ({uploaded} new)"
+    with frames_served(ws, client, project_id, wanted, mode, files_root) as (urls, how):
         existing, imported = import_missing(
             client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], workspace_id), progress
         )
-    else:
-        folder, urls = frame_urls(ws, wanted, files_root)
-        how = f"local files under {folder}"
-        with ThreadPoolExecutor(max_workers=1) as pool:  # files are placed while tasks are imported
-            serving = pool.submit(lambda: (link_frames(ws.root, wanted, folder), client.ensure_local_storage(project_id, str(folder))))
-            existing, imported = import_missing(
-                client, project_id, wanted, lambda f: build_task(f, videos[f["video_sha256"]], urls[f["key"]], workspace_id), progress
-            )
-            serving.result()
     known = ws.tasks()
     with ws.transaction() as db:
         # forget tasks of a project this workspace no longer uses (after --new-project)
