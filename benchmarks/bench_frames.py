@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from verify.frames import FrameParams, extract_video  # noqa: E402
+from verify.media.frames import FrameParams, extract_video  # noqa: E402
 
 RUNS = 3  # each measure is the best of this many runs
 SCENEDETECT = ROOT / "benchmarks" / ".venv-scenedetect" / "bin" / "python"

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from verify.case import load_case  # noqa: E402
-from verify.merge import merge  # noqa: E402
-from verify.report import write_reports  # noqa: E402
+from verify.verdicts.merge import merge  # noqa: E402
+from verify.report.build import write_reports  # noqa: E402
 from verify.workspace import Workspace  # noqa: E402
 
 CASE_FILE = ROOT / "configs" / "spin-boldak-2021.yaml"

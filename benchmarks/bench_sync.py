@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fixtures.generate import generate  # noqa: E402
-from verify import server  # noqa: E402
-from verify.frames import extract  # noqa: E402
-from verify.ingest import ingest  # noqa: E402
-from verify.labelstudio import LabelStudioClient  # noqa: E402
-from verify.pull import pull  # noqa: E402
-from verify.push import build_task, frame_urls, link_frames, push  # noqa: E402
+from verify.labelstudio import server  # noqa: E402
+from verify.media.frames import extract  # noqa: E402
+from verify.media.ingest import ingest  # noqa: E402
+from verify.labelstudio.client import LabelStudioClient  # noqa: E402
+from verify.labelstudio.pull import pull  # noqa: E402
+from verify.labelstudio.push import build_task, frame_urls, link_frames, push  # noqa: E402
 from verify.workspace import Workspace  # noqa: E402
 
 CASE = ROOT / "configs" / "spin-boldak-2021.yaml"
@@ -139,7 +139,7 @@ def main(n: int, port: int) -> None:
 
 
 def _config(ws: Workspace) -> str:
-    from verify.labelconfig import build_config
+    from verify.labelstudio.config import build_config
 
     return build_config(ws.case)
 

@@ -34,7 +34,7 @@ $V sync
 echo
 .venv/bin/python - <<'PY'
 import json, os
-from verify import server
+from verify.labelstudio import server
 creds = server.credentials()
 print(f"Reviewers log in at {creds['url']}/user/login/ :")
 for r in creds.get("reviewers", []):

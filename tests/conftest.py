@@ -57,7 +57,7 @@ def workspace(tmp_path):
 @pytest.fixture
 def ingested(workspace, footage):
     """A workspace with the four fixture videos ingested under their case sources."""
-    from verify.ingest import ingest
+    from verify.media.ingest import ingest
 
     for name, source in SOURCES.items():
         [result] = ingest(workspace, [footage[name]], source_id=source)
@@ -77,7 +77,7 @@ def label_studio(tmp_path_factory):
 
     Yields {"url", "api_key", "files_root", "home"}; fails the run with the server's log if it does not come up.
     """
-    from verify import server
+    from verify.labelstudio import server
     from verify.errors import ServerError
 
     home = tmp_path_factory.mktemp("verify-home")
@@ -120,7 +120,7 @@ def personal_access_token(label_studio: dict) -> str:
     """The admin's personal access token (a JWT refresh token); made once per session, as Label
     Studio allows one valid token per user."""
     if "pat" not in label_studio:
-        from verify import server
+        from verify.labelstudio import server
 
         creds = server.credentials(label_studio["base"])
         with closing(login(label_studio["url"], creds["admin_email"], creds["admin_password"])) as web:

@@ -120,7 +120,7 @@ def test_a_second_verify_on_the_same_workspace_is_refused(workspace):
     ("unknown", "cannot tell which Label Studio release"),
 ])
 def test_an_old_label_studio_gets_a_security_warning(version, expected):
-    from verify.labelstudio import version_warning
+    from verify.labelstudio.client import version_warning
 
     warning = version_warning(version)
     assert (warning is None) if expected is None else (expected in warning)

@@ -95,8 +95,8 @@ class FaultyProxy:
 @pytest.fixture(scope="module")
 def base(label_studio, footage, tmp_path_factory):
     """A workspace with one real video's frames, cloned to FRAMES distinct frames."""
-    from verify.frames import extract
-    from verify.ingest import ingest
+    from verify.media.frames import extract
+    from verify.media.ingest import ingest
     from verify.workspace import Workspace
 
     ws = Workspace.create(tmp_path_factory.mktemp("faults") / "ws", SEED_CASE)
@@ -243,7 +243,7 @@ def test_verify_killed_mid_push_then_rerun_converges(label_studio, ws):
 
 
 def test_label_studio_killed_and_restarted_mid_push_then_rerun_converges(label_studio, ws):
-    from verify import server
+    from verify.labelstudio import server
 
     env = _env(label_studio, ws)
     project = _first_push_of_a_few(label_studio, ws, env)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from verify.frames import FrameParams, extract, extract_video, frame_key, hamming
-from verify.isolate import run_isolated
+from verify.media.frames import FrameParams, extract, extract_video, frame_key, hamming
+from verify.media.isolate import run_isolated
 from tests import crashers
 from tests.conftest import truth
 
@@ -173,7 +173,7 @@ def test_an_exception_in_the_child_is_one_line_and_stdout_noise_is_ignored():
 def test_a_bad_video_among_good_ones_fails_alone(ingested, tmp_path):
     # bytes corrupted after ingest cannot happen to the read-only evidence copy, so ingest a
     # video that opens but dies mid-stream instead: a truncated AVI
-    from verify.ingest import ingest
+    from verify.media.ingest import ingest
 
     rng = np.random.default_rng(2)
     frames = [cv2.GaussianBlur(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8), (5, 5), 0)] * 100
@@ -192,7 +192,7 @@ def test_a_stored_frame_is_proven_to_come_from_the_evidence(ingested):
     from click.testing import CliRunner
 
     from verify.cli import main
-    from verify.frames import check_frame
+    from verify.media.frames import check_frame
 
     extract(ingested)
     frame = ingested.frames(next(v["sha256"] for v in ingested.videos() if v["source_id"] == "militants-at-gate"))[1]
@@ -228,7 +228,7 @@ def test_fades_and_dissolves_are_transitions_and_every_clean_shot_gets_a_sharp_f
 
 def test_phone_rotation_is_applied_so_frames_come_out_upright(tmp_path):
     from fixtures.generate import phone_rotated
-    from verify.media import probe
+    from verify.media.decode import probe
 
     video = tmp_path / "phone.mp4"
     t = phone_rotated(video)
@@ -264,8 +264,8 @@ def test_variable_frame_rate_timestamps_are_the_streams_own(tmp_path):
 
 
 def test_preview_decodes_only_keyframes_and_says_so(ingested):
-    from verify.frames import PREVIEW_NOTE
-    from verify.push import build_task
+    from verify.media.frames import PREVIEW_NOTE
+    from verify.labelstudio.push import build_task
 
     results = extract(ingested, FrameParams(mode="preview"))
     assert all(r.ok for r in results), [r.message for r in results]
@@ -276,7 +276,7 @@ def test_preview_decodes_only_keyframes_and_says_so(ingested):
         task = build_task(frames[0], video, "/x.jpg", "ws")
         assert "PREVIEW" in task["data"]["timestamp"]
     # a preview frame is still proven against the evidence
-    from verify.frames import check_frame
+    from verify.media.frames import check_frame
 
     frame = frames[0]
     assert check_frame(ingested, f"{video['source_id']}@{frame['t_ms'] / 1000}").ok

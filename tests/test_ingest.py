@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from verify.errors import MediaError
-from verify.ingest import ingest, sniff_container
+from verify.media.ingest import ingest, sniff_container
 from tests.conftest import SOURCES
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom" + bytes(100)

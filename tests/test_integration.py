@@ -227,7 +227,7 @@ def test_the_local_server_is_locked_down(label_studio):
     import os
     import stat
 
-    from verify import server
+    from verify.labelstudio import server
 
     creds = server.credentials(label_studio["base"])
     assert label_studio["url"].startswith("http://127.0.0.1:")

@@ -3,8 +3,8 @@
 import xml.etree.ElementTree as ET
 
 from verify.case import VERDICT_CHOICES, load_case, parse_case
-from verify.labelconfig import TASK_FIELDS, build_config, check_config, claim_control, instructions_html, paragraphs
-from verify.labelstudio import validate_config
+from verify.labelstudio.config import TASK_FIELDS, build_config, check_config, claim_control, instructions_html, paragraphs
+from verify.labelstudio.client import validate_config
 from tests.conftest import SEED_CASE
 from tests.test_case import GOOD
 

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from verify.cli import main
-from verify.ingest import ingest
-from verify.links import parse_size, provenance_from_info, read_link_list, without_cookies
+from verify.media.ingest import ingest
+from verify.media.links import parse_size, provenance_from_info, read_link_list, without_cookies
 from tests.conftest import SEED_CASE
 
 OG_PAGE = """<!doctype html><html><head><title>post</title>
@@ -103,7 +103,7 @@ def test_an_og_video_page_is_captured_with_its_provenance(workspace, site):
     assert json.loads(archived.read_text())["webpage_url"] == f"{site.base}/posts/og"
     assert not archived.stat().st_mode & 0o222  # read-only like the evidence
     assert workspace.path(video["evidence"]).read_bytes() == site.routes["/media/clip.mp4"][1]
-    from verify.report import build_report
+    from verify.report.build import build_report
 
     [source] = build_report(workspace)["sources"]
     assert source["url"] == f"{site.base}/posts/og" and source["captures"][0]["info_file"] == cap["info_file"]

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from verify.case import load_case
-from verify.merge import decode, frame_verdict, iou, merge, merge_boxes, roll_up
-from verify.pull import parse_export
+from verify.verdicts.merge import decode, frame_verdict, iou, merge, merge_boxes, roll_up
+from verify.labelstudio.pull import parse_export
 from tests.conftest import DATA, SEED_CASE
 
 S, C, T = "supports", "contradicts", "cant_tell"
@@ -127,7 +127,7 @@ def test_boxes_of_different_reviewers_merge_by_overlap_and_identical_duplicates_
 
 
 def test_boxes_get_pixel_positions_when_the_frame_size_is_known():
-    from verify.merge import to_pixels
+    from verify.verdicts.merge import to_pixels
 
     [box] = to_pixels([{"x": 25.0, "y": 50.0, "width": 10.0, "height": 20.0}], 640, 360)
     assert box["px"] == {"x": 160, "y": 180, "width": 64, "height": 72}
@@ -184,7 +184,7 @@ def test_krippendorff_alpha_matches_the_reference_implementation(units):
     import krippendorff
     import numpy as np
 
-    from verify.merge import krippendorff_alpha
+    from verify.verdicts.merge import krippendorff_alpha
 
     codes = {S: 0, C: 1, T: 2}
     coders = max(len(u) for u in units)
@@ -197,7 +197,7 @@ def test_krippendorff_alpha_matches_the_reference_implementation(units):
 
 
 def test_krippendorff_alpha_is_undefined_without_variation_or_pairs():
-    from verify.merge import krippendorff_alpha
+    from verify.verdicts.merge import krippendorff_alpha
 
     assert krippendorff_alpha([[S, S], [S, S, S]]) is None
     assert krippendorff_alpha([[S], [C]]) is None

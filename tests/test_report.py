@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 
 from verify.case import parse_case
-from verify.frames import extract
-from verify.report import CSP, build_report, md_escape, safe_url, write_reports
+from verify.media.frames import extract
+from verify.report.build import CSP, build_report, md_escape, safe_url, write_reports
 from verify.workspace import Workspace
 from tests.conftest import SEED_CASE
 
@@ -75,7 +75,7 @@ def _hostile_workspace(tmp_path, footage) -> Workspace:
     case_path.write_text(case_text)
     parse_case(case_text, "hostile.yaml")
     ws = Workspace.create(tmp_path / "ws", case_path)
-    from verify.ingest import ingest
+    from verify.media.ingest import ingest
 
     [r] = ingest(ws, [footage["flag_afghan_side"]], source_id="flag-hoisting-afghan-side",
                  overrides={"uploader": payload, "platform": PAYLOADS[5], "posted_at": PAYLOADS[6], "url": "https://x.example/\"><script>"})

@@ -3,7 +3,7 @@ and the images, and runs no script, even with hostile text in every field."""
 
 import pytest
 
-from verify.report import CHROMIUM_FLAGS, chromium, write_reports
+from verify.report.build import CHROMIUM_FLAGS, chromium, write_reports
 from tests.test_report import _hostile_workspace
 
 

@@ -96,8 +96,8 @@ images_option = click.option(
 
 def connect(url: str | None, api_key: str | None):
     """A client for the given server, or for the local one when nothing is given."""
-    from verify import server
-    from verify.labelstudio import LabelStudioClient, version_warning
+    from verify.labelstudio import server
+    from verify.labelstudio.client import LabelStudioClient, version_warning
 
     local = server.credentials()
     if not url and local:
@@ -113,7 +113,7 @@ def connect(url: str | None, api_key: str | None):
 
 
 def files_root_for(client, files_root: str | None) -> Path | None:
-    from verify import server
+    from verify.labelstudio import server
 
     if files_root:
         return Path(files_root)
@@ -160,7 +160,7 @@ def server_start(port: int | None) -> None:
 
     Example: verify server start --port 8080
     """
-    from verify import server as srv
+    from verify.labelstudio import server as srv
 
     click.echo("starting Label Studio (the first start runs database migrations: about a minute)…", err=True)
     state = srv.start(port)
@@ -176,7 +176,7 @@ def server_stop() -> None:
 
     Example: verify server stop
     """
-    from verify import server as srv
+    from verify.labelstudio import server as srv
 
     click.echo(f"Label Studio {srv.stop().message}")
 
@@ -188,7 +188,7 @@ def server_status() -> None:
 
     Example: verify server status
     """
-    from verify import server as srv
+    from verify.labelstudio import server as srv
 
     state = srv.status()
     click.echo(f"{state.message}" + (f" at {state.url} (pid {state.pid})" if state.url else "") + f"; data in {state.home}")
@@ -245,8 +245,8 @@ def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_
     Example: verify ingest https://example.org/post/123 --claim taliban_flag_raised
     Example: verify ingest --from links.csv --max-size 500M
     """
-    from verify.ingest import ingest as ingest_videos
-    from verify.links import parse_size, read_link_list
+    from verify.media.ingest import ingest as ingest_videos
+    from verify.media.links import parse_size, read_link_list
 
     if not videos and not from_file:
         raise click.UsageError("give video files or links, or --from FILE")
@@ -302,7 +302,7 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, p
     Example: verify frames --at militants-at-gate@4.8
     """
     from verify.errors import IntegrityError
-    from verify.frames import FrameParams, check_frame, extract, pending
+    from verify.media.frames import FrameParams, check_frame, extract, pending
 
     ws = ctx.open()
     if checks:
@@ -366,7 +366,7 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
 
 
 def _push(ws, client, files_root, include_duplicates=False, new_project=False, reset_config=False, images="auto"):
-    from verify.push import push as push_frames
+    from verify.labelstudio.push import push as push_frames
 
     with click.progressbar(length=len(ws.frames()), label="importing", file=sys.stderr) as bar:
         result = push_frames(ws, client, files_root, include_duplicates, new_project, reset_config, progress=bar.update,
@@ -397,7 +397,7 @@ def pull(ctx: Context, url, api_key, files_root, full: bool) -> None:
 
 
 def _pull(ws, client, full: bool = False):
-    from verify.pull import pull as pull_annotations
+    from verify.labelstudio.pull import pull as pull_annotations
 
     result = pull_annotations(ws, client, full)
     what = "full export" if result.full else "changed since the last pull"
@@ -425,7 +425,7 @@ def merge(ctx: Context, unknown_labels: str) -> None:
 
 
 def _merge(ws, unknown_labels="ignore"):
-    from verify.merge import merge_workspace
+    from verify.verdicts.merge import merge_workspace
     from verify.workspace import atomic_write
 
     result = merge_workspace(ws, unknown_labels)
@@ -453,7 +453,7 @@ def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None, images:
 
     Example: verify adjudicate --lead editor@desk.example
     """
-    from verify.adjudicate import adjudicate as send_disputes
+    from verify.labelstudio.adjudicate import adjudicate as send_disputes
 
     ws = ctx.open()
     with ws.lock():
@@ -481,7 +481,7 @@ def report(ctx: Context, formats: tuple[str, ...], out: str | None, unknown_labe
 
 
 def _report(ws, formats=(), out=None, unknown_labels="ignore"):
-    from verify.report import FORMATS, write_reports
+    from verify.report.build import FORMATS, write_reports
 
     written = write_reports(ws, tuple(formats) or FORMATS, Path(out) if out else None, unknown_labels)
     assets = sorted(written["md"].parent.joinpath("report-assets").glob("*.jpg")) if "md" in written else []
@@ -523,8 +523,8 @@ def status(ctx: Context, as_json: bool) -> None:
 
     Example: verify status --json
     """
-    from verify.merge import merge as merge_verdicts
-    from verify.merge import review_progress
+    from verify.verdicts.merge import merge as merge_verdicts
+    from verify.verdicts.merge import review_progress
 
     ws = ctx.open()
     videos, frames_ = ws.videos(), ws.frames()
@@ -641,9 +641,9 @@ def reviewers_add(email, password, url, api_key, files_root) -> None:
 
     Example: verify reviewers add alice@newsroom.example
     """
-    from verify.labelstudio import new_password
+    from verify.labelstudio.client import new_password
 
-    from verify import server as srv
+    from verify.labelstudio import server as srv
 
     client = connect(url, api_key)
     chosen = password or new_password()

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
-from verify.labelconfig import NOTES, claim_control
+from verify.labelstudio.config import NOTES, claim_control
 
 RULES = [
     "Only submitted annotations count. A skipped frame counts as a skip, not as a vote.",

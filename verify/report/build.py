@@ -29,8 +29,8 @@ from PIL import Image, ImageDraw
 from verify import __version__, custody
 from verify.case import VERDICT_CHOICES, Case, is_web_url
 from verify.errors import VerifyError
-from verify.merge import merge
-from verify.push import timestamp
+from verify.verdicts.merge import merge
+from verify.labelstudio.push import timestamp
 from verify.workspace import Workspace, atomic_write, now_utc
 
 SCHEMA = "verify.report/1"
@@ -184,7 +184,7 @@ def md_escape(value: Any) -> str:
 def _environment(markdown: bool = False) -> Environment:
     """HTML templates autoescape everything; the Markdown template escapes each value with |md."""
     env = Environment(
-        loader=PackageLoader("verify", "templates"),
+        loader=PackageLoader("verify.report", "templates"),
         autoescape=False if markdown else select_autoescape(["html", "j2"], default_for_string=True, default=True),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -4,9 +4,9 @@ Why PyAV and not OpenCV's VideoCapture for decoding: it hands over each decoded 
 came out of the decoder, so the per-frame analysis can read the luma plane in place and only
 the few kept frames are converted to colour; it gives the stream's own presentation times, the
 display-matrix rotation, container tags (creation time, encoder, device), and can decode only
-the stream's keyframes. OpenCV still does all the image work (``verify.frames``).
+the stream's keyframes. OpenCV still does all the image work (``verify.media.frames``).
 
-Everything here runs inside an isolated child process (``verify.isolate``).
+Everything here runs inside an isolated child process (``verify.media.isolate``).
 """
 
 from __future__ import annotations

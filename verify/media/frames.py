@@ -1,6 +1,6 @@
 """Frames: pick the keyframes reviewers will see.
 
-One pass over the decoded stream (``verify.media``). Per frame, only cheap work on a small grey
+One pass over the decoded stream (``verify.media.decode``). Per frame, only cheap work on a small grey
 copy of the luma plane: a difference against the previous frame finds hard cuts, one against
 the shot's first frame finds fades and dissolves; blank (near-uniform) frames are skipped; a
 Laplacian variance scores sharpness. Each shot is cut into windows of at most
@@ -12,7 +12,7 @@ the perceptual hash. Preview mode (``mode="preview"``) decodes only the stream's
 but shots between keyframes can be missed, and its frames say so. After all videos, frames that match a frame of another video (a
 re-upload) are linked to it with ``duplicate_of``.
 
-Each video is decoded in its own process (``verify.isolate``): a hang or crash costs one file.
+Each video is decoded in its own process (``verify.media.isolate``): a hang or crash costs one file.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 from verify import __version__, custody
 from verify.errors import MediaError, VerifyError
-from verify.isolate import map_isolated, run_isolated
-from verify.media import decode_at
+from verify.media.isolate import map_isolated, run_isolated
+from verify.media.decode import decode_at
 from verify.workspace import Workspace
 
 EXTRACTOR = f"verify.frames/{__version__}"
@@ -117,7 +117,7 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
     import cv2
     import numpy as np
 
-    from verify.media import Video
+    from verify.media.decode import Video
 
     p = FrameParams(**params)
     preview = p.mode == "preview"

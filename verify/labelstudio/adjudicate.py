@@ -17,9 +17,9 @@ from typing import Any, Callable
 from verify import custody
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
-from verify.labelstudio import LabelStudioClient
-from verify.merge import merge_workspace
-from verify.push import (
+from verify.labelstudio.client import LabelStudioClient
+from verify.verdicts.merge import merge_workspace
+from verify.labelstudio.push import (
     ADJUDICATION,
     build_task,
     ensure_project,

@@ -23,8 +23,8 @@ from urllib.parse import quote
 from verify import custody
 from verify.case import Case
 from verify.errors import ServerError, VerifyError
-from verify.labelconfig import build_config, check_config, instructions_html
-from verify.labelstudio import UPLOAD_BATCH, LabelStudioClient, batched, validate_config
+from verify.labelstudio.config import build_config, check_config, instructions_html
+from verify.labelstudio.client import UPLOAD_BATCH, LabelStudioClient, batched, validate_config
 from verify.workspace import Workspace
 
 MARKER = "verify-workspace:"

@@ -22,7 +22,7 @@ from typing import Any
 
 from verify import custody
 from verify.errors import ServerError, VerifyError
-from verify.labelstudio import LabelStudioClient, batched
+from verify.labelstudio.client import LabelStudioClient, batched
 from verify.workspace import Workspace, atomic_write, now_utc
 
 

@@ -1,10 +1,10 @@
 """Ingest: take a video in as evidence, from a file or from a link.
 
-A link is captured with yt-dlp (``verify.links``) and the downloaded bytes are then ingested
+A link is captured with yt-dlp (``verify.media.links``) and the downloaded bytes are then ingested
 like a file, with the platform's metadata as provenance and its info JSON archived beside the
 evidence. For each file: decide by its content (not its name) whether it is a video container, refuse
 playlists and concat lists (they make the decoder read other files), copy its bytes once into
-``evidence/`` while hashing them, make that copy read-only, probe it (``verify.media``) in an
+``evidence/`` while hashing them, make that copy read-only, probe it (``verify.media.decode``) in an
 isolated process, and record its provenance. One bad file is one failed result; the others
 go on.
 """
@@ -24,9 +24,9 @@ from typing import Any, Callable
 from verify import custody
 from verify.case import SIDES, Source, is_web_url
 from verify.errors import MediaError
-from verify.isolate import run_isolated
-from verify.media import probe
-from verify.links import (
+from verify.media.isolate import run_isolated
+from verify.media.decode import probe
+from verify.media.links import (
     capture,
     capture_record,
     is_link,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-_CHILD = "from verify.isolate import _child_main; _child_main()"
+_CHILD = "from verify.media.isolate import _child_main; _child_main()"
 
 
 @dataclass
