@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from verify.media.frames import extract  # noqa: E402
 from verify.media.ingest import ingest  # noqa: E402
 from verify.labelstudio.client import LabelStudioClient  # noqa: E402
 from verify.labelstudio.pull import pull  # noqa: E402
-from verify.labelstudio.push import build_task, frame_urls, link_frames, push  # noqa: E402
+from verify.labelstudio.project import build_task, frame_urls, link_frames  # noqa: E402
+from verify.labelstudio.push import push  # noqa: E402
 from verify.workspace import Workspace  # noqa: E402
 
 CASE = ROOT / "configs" / "spin-boldak-2021.yaml"
@@ -48,16 +50,11 @@ def workspace_with(tmp: Path, n: int) -> Workspace:
     ws = Workspace.create(tmp / "ws", CASE)
     ingest(ws, [p for p in footage if p.stem == "militants_at_gate"], source_id="militants-at-gate")
     extract(ws)
-    with ws.transaction() as db:
-        columns = [c[1] for c in db.execute("PRAGMA table_info(frames)")]
-        rows = db.execute(f"SELECT {', '.join(columns)} FROM frames").fetchall()
-        clones = []
-        for i in range(n - len(rows)):
-            row = dict(zip(columns, rows[i % len(rows)]))
-            row["key"] = f"clone{i:06d}" + row["key"][11:]
-            row["t_ms"] += 10_000 * (i + 1)
-            clones.append([row[c] for c in columns])
-        db.executemany(f"INSERT INTO frames ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", clones)
+    real = ws.frames()
+    video = ws.videos()[0]
+    clones = [replace(f, key=f"clone{i:06d}" + f.key[11:], t_ms=f.t_ms + 10_000 * (i + 1))
+              for i, f in ((i, real[i % len(real)]) for i in range(n - len(real)))]
+    ws.record_frames(video.sha256, clones, video.frames_status, video.frames_note, video.metadata)
     return ws
 
 
@@ -76,7 +73,7 @@ def main(n: int, port: int) -> None:
         files_root = Path(state.files_root)
         folder, urls = frame_urls(ws, frames, files_root)
         link_frames(ws.root, frames, folder)
-        tasks = [build_task(f, video, urls[f["key"]], ws.id) for f in frames]
+        tasks = [build_task(f, video, urls[f.key], ws.id) for f in frames]
         print(f"{len(frames)} frames, Label Studio {client.version()}")
 
         # 1. push against one raw import of the same task JSON (each into a new project; best of two)
@@ -111,10 +108,8 @@ def main(n: int, port: int) -> None:
         pull_project = client.ls.projects.create(title="annotated", label_config=_config(ws)).id
         client.ls.projects.import_tasks(id=pull_project, request=annotated, return_task_ids=True)
         keys = client.task_keys(pull_project)
-        with ws.transaction() as db:  # adopt the annotated project as the workspace's
-            ws.set_meta("project_id", str(pull_project))
-            db.executemany("INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
-                           [(k, pull_project, i) for k, i in keys.items()])
+        ws.update_meta(project_id=str(pull_project))  # adopt the annotated project as the workspace's
+        ws.record_tasks(pull_project, keys)
         exports, pulls = [], []
         for _ in range(2):  # alternating; best of two
             export, data = clock(lambda: client.export_json(pull_project))
@@ -128,7 +123,7 @@ def main(n: int, port: int) -> None:
 
         # 4. incremental pull after 10 edited annotations
         changed = [{"type": "choices", "from_name": "claim_taliban_flag_raised", "to_name": "frame", "value": {"choices": ["Contradicts"]}}]
-        ids = [a[0] for a in ws.db.execute("SELECT id FROM annotations LIMIT 10").fetchall()]
+        ids = [a.id for a in ws.annotations()[:10]]
         for annotation in ids:
             client.ls.annotations.update(id=annotation, result=changed)
         took, inc = clock(lambda: pull(ws, client))

@@ -18,3 +18,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import
     || { echo "setup failed: verify or Label Studio did not install" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+# The report draws box labels with DejaVu Sans (Pillow's own font has no "×"): Debian's fonts-dejavu-core.
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's fonts-dejavu-core for the report's box labels…" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null; } \
+    || echo "could not install fonts-dejavu-core: box labels fall back to Pillow's font (× shown as x)" >&2
+fi

@@ -4,10 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1 && [ -z "${VERIFY_CHROMIUM:-}" ]; then
-  echo "installing Debian's chromium for the report's browser test…" >&2
+# Debian's chromium (the report's browser test and PDF) and poppler-utils (pdfinfo: the PDF's page size)
+missing=""
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${VERIFY_CHROMIUM:-}" ]; then missing="chromium"; fi
+if ! command -v pdfinfo >/dev/null 2>&1; then missing="$missing poppler-utils"; fi
+if [ -n "$missing" ]; then
+  echo "installing Debian's$missing for the report's tests…" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 exec .venv/bin/python -m pytest "$@"

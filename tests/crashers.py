@@ -19,3 +19,13 @@ def fail():
 def chatty(value):
     print("noise on stdout from a library")
     return value * 2
+
+
+def raise_bug():
+    return {}["missing"]  # a KeyError: a bug in verify, not a property of the file
+
+
+def refuse():
+    from verify.errors import MediaError
+
+    raise MediaError("not readable as video")

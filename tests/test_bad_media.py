@@ -103,7 +103,7 @@ def _cases(tmp: Path, footage: dict) -> dict[str, tuple[Path, str, str]]:
         "audio only ts": (_audio_only(w / "radio.ts", "mpegts"), "ingest", "no video stream (the file has: audio)"),
         "a folder named .mp4": (w / "folder.mp4", "ingest", "not a regular file"),
         "missing file": (w / "missing.mp4", "ingest", "file not found"),
-        "dangling symlink": (w / "dangling.mp4", "ingest", "file not found"),
+        "dangling symlink": (w / "dangling.mp4", "ingest", "a symbolic link to nothing"),
         "truncated mid-stream": (put("half.avi", avi.read_bytes()[: avi.stat().st_size // 2]), "frames", "truncated or corrupt"),
         "corrupt mid-stream": (_corrupt_middle(h264, w / "corrupt.mp4"), "frames-any", ""),
         "over the pixel cap": (_mjpeg(w / "huge.avi", [np.full((4200, 8200, 3), 90, np.uint8)] * 2), "frames", "exceed the pixel cap"),
@@ -159,16 +159,16 @@ def test_bad_media_each_get_their_line_and_the_good_video_completes(tmp_path, fo
     from verify.workspace import Workspace
 
     workspace = Workspace.open(Path(ws))
-    by_path = {Path(v["original_path"]).name: v for v in workspace.videos()}
+    by_path = {Path(v.original_path).name: v for v in workspace.videos()}
     for name, (path, stage, phrase) in cases.items():
         if stage == "ingest":
             continue
         video = by_path[Path(path).resolve().name]
         if stage == "frames":
-            assert phrase in (video["frames_note"] or ""), f"{name}: {video['frames_status']} {video['frames_note']}"
+            assert phrase in (video.frames_note or ""), f"{name}: {video.frames_status} {video.frames_note}"
         else:
-            assert video["frames_status"] in ("ok", "partial"), f"{name}: {video['frames_status']} {video['frames_note']}"
-            assert workspace.frames(video["sha256"]), name
-    assert by_path[good.name]["frames_status"] == "ok" and workspace.frames(by_path[good.name]["sha256"])
+            assert video.frames_status in ("ok", "partial"), f"{name}: {video.frames_status} {video.frames_note}"
+            assert workspace.frames(video.sha256), name
+    assert by_path[good.name].frames_status == "ok" and workspace.frames(by_path[good.name].sha256)
     print(json.dumps({"bad or unusual inputs tried": tried, "refused at ingest": refused,
                       "ingested": tried - refused}))

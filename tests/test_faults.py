@@ -173,7 +173,7 @@ def _converged(label_studio, ws) -> Counter:
     keys = _keys(label_studio, project)
     assert len(keys) == FRAMES, f"{len(keys)} distinct frames on the server for {FRAMES}"
     assert max(keys.values()) == 1, f"duplicates: {[k for k, n in keys.items() if n > 1][:5]}"
-    assert sorted(keys) == sorted(f["key"] for f in ws.frames())
+    assert sorted(keys) == sorted(f.key for f in ws.frames())
     return keys
 
 

@@ -17,7 +17,7 @@ from tests.conftest import truth
 def _by_video(ws):
     out = {}
     for video in ws.videos():
-        out[video["source_id"]] = (video, ws.frames(video["sha256"]))
+        out[video.source_id] = (video, ws.frames(video.sha256))
     return out
 
 
@@ -27,17 +27,17 @@ def test_every_shot_of_every_fixture_gets_a_frame(ingested):
     report = []
     for video, frames in _by_video(ingested).values():
         t = truth_for(ingested, video)
-        covered = [any(s["start"] * 1000 <= f["t_ms"] < s["end"] * 1000 for f in frames) for s in t["shots"]]
-        report.append((video["source_id"], sum(covered), len(covered)))
-        assert all(covered), f"{video['source_id']}: shots without a frame: {[s for s, c in zip(t['shots'], covered) if not c]}"
-        assert video["metadata"]["measured"]["shots"] == len(t["shots"])
+        covered = [any(s["start"] * 1000 <= f.t_ms < s["end"] * 1000 for f in frames) for s in t["shots"]]
+        report.append((video.source_id, sum(covered), len(covered)))
+        assert all(covered), f"{video.source_id}: shots without a frame: {[s for s, c in zip(t['shots'], covered) if not c]}"
+        assert video.metadata["measured"]["shots"] == len(t["shots"])
     print("shots covered:", report)
 
 
 def truth_for(ws, video):
     from pathlib import Path
 
-    return truth(Path(video["original_path"]))
+    return truth(Path(video.original_path))
 
 
 def test_timestamps_are_presentation_times_and_frames_match_them(ingested):
@@ -46,7 +46,7 @@ def test_timestamps_are_presentation_times_and_frames_match_them(ingested):
     extract(ingested)
     for video, frames in _by_video(ingested).values():
         fps = truth_for(ingested, video)["fps"]
-        path = str(ingested.path(video["evidence"]))
+        path = str(ingested.path(video.evidence))
         with av.open(path) as container:  # the decoded pictures, straight from FFmpeg
             decoded = {i: f.to_ndarray() for i, f in enumerate(container.decode(video=0))}
         cap = cv2.VideoCapture(path)  # and an independent decoder, OpenCV's
@@ -58,31 +58,31 @@ def test_timestamps_are_presentation_times_and_frames_match_them(ingested):
             independent[len(independent)] = frame
         cap.release()
         for f in frames:
-            assert f["t_ms"] == pytest.approx(f["frame_index"] * 1000 / fps, abs=0.01)
+            assert f.t_ms == pytest.approx(f.frame_index * 1000 / fps, abs=0.01)
             # the pixel hash is of the decoded picture at that index…
-            assert hashlib.sha256(decoded[f["frame_index"]].data).hexdigest() == f["pixel_sha256"]
+            assert hashlib.sha256(decoded[f.frame_index].data).hexdigest() == f.pixel_sha256
             # …and the JPEG shows what another decoder sees at that index (not a neighbour)
-            jpeg = cv2.imread(str(ingested.path(f["file"])))
-            diffs = {i: float(cv2.absdiff(jpeg, independent[i]).mean()) for i in (f["frame_index"] - 1, f["frame_index"], f["frame_index"] + 1) if i in independent}
-            assert min(diffs, key=diffs.get) == f["frame_index"] and diffs[f["frame_index"]] < 4, diffs
+            jpeg = cv2.imread(str(ingested.path(f.file)))
+            diffs = {i: float(cv2.absdiff(jpeg, independent[i]).mean()) for i in (f.frame_index - 1, f.frame_index, f.frame_index + 1) if i in independent}
+            assert min(diffs, key=diffs.get) == f.frame_index and diffs[f.frame_index] < 4, diffs
 
 
 def test_frame_records_trace_back_to_the_bytes(ingested):
     extract(ingested)
     for video, frames in _by_video(ingested).values():
         for f in frames:
-            data = ingested.path(f["file"]).read_bytes()
-            assert hashlib.sha256(data).hexdigest() == f["sha256"]
-            assert f["key"] == frame_key(video["sha256"], f["t_ms"], f["pixel_sha256"])
-            assert f["extractor"]["name"].startswith("verify.frames/")
-            assert f["extractor"]["params"]["max_interval_s"] == 2.0
+            data = ingested.path(f.file).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == f.sha256
+            assert f.key == frame_key(video.sha256, f.t_ms, f.pixel_sha256)
+            assert f.extractor["name"].startswith("verify.frames/")
+            assert f.extractor["params"]["max_interval_s"] == 2.0
 
 
 def test_no_two_frames_of_a_video_are_near_duplicates(ingested):
     extract(ingested)
     params = FrameParams()
     for _, frames in _by_video(ingested).values():
-        hashes = [int(f["phash"], 16) for f in frames]
+        hashes = [int(f.phash, 16) for f in frames]
         for i, a in enumerate(hashes):
             for b in hashes[i + 1:]:
                 assert hamming(a, b) > params.dup_distance
@@ -91,25 +91,25 @@ def test_no_two_frames_of_a_video_are_near_duplicates(ingested):
 def test_the_reupload_is_linked_to_the_original(ingested):
     extract(ingested)
     videos = _by_video(ingested)
-    original = {f["key"] for f in videos["flag-hoisting-afghan-side"][1]}
+    original = {f.key for f in videos["flag-hoisting-afghan-side"][1]}
     reupload = videos["flag-hoisting-pakistani-side"][1]
-    assert reupload and all(f["duplicate_of"] in original for f in reupload)
+    assert reupload and all(f.duplicate_of in original for f in reupload)
     for name in ("flag-hoisting-afghan-side", "militants-at-gate", "civilians-refused"):
-        assert not any(f["duplicate_of"] for f in videos[name][1])
+        assert not any(f.duplicate_of for f in videos[name][1])
 
 
 def test_vertical_video_frames_are_upright(ingested):
     extract(ingested)
     _, frames = _by_video(ingested)["civilians-refused"]
-    assert frames and all((f["width"], f["height"]) == (360, 640) for f in frames)
+    assert frames and all((f.width, f.height) == (360, 640) for f in frames)
 
 
 def test_extracting_again_adds_nothing(ingested):
     extract(ingested)
-    before = [f["key"] for f in ingested.frames()]
+    before = [f.key for f in ingested.frames()]
     assert extract(ingested) == []  # nothing pending
     extract(ingested, redo=True)
-    assert [f["key"] for f in ingested.frames()] == before
+    assert [f.key for f in ingested.frames()] == before
 
 
 def _write(path, frames, fps=25.0, fourcc="MJPG"):
@@ -184,7 +184,7 @@ def test_a_bad_video_among_good_ones_fails_alone(ingested, tmp_path):
     results = {x.source_id: x for x in extract(ingested)}
     assert len(results) == 5 and all(x.ok for x in results.values())
     assert "truncated" in results[r.source_id].warning
-    assert ingested.video(r.sha256)["frames_status"] == "partial"
+    assert ingested.video(r.sha256).frames_status == "partial"
     print(json.dumps({k: v.message for k, v in results.items()}))
 
 
@@ -195,19 +195,19 @@ def test_a_stored_frame_is_proven_to_come_from_the_evidence(ingested):
     from verify.media.frames import check_frame
 
     extract(ingested)
-    frame = ingested.frames(next(v["sha256"] for v in ingested.videos() if v["source_id"] == "militants-at-gate"))[1]
-    check = check_frame(ingested, f"militants-at-gate@{frame['t_ms'] / 1000 + 0.01}")
-    assert check.ok and check.key == frame["key"]
+    frame = ingested.frames(next(v.sha256 for v in ingested.videos() if v.source_id == "militants-at-gate"))[1]
+    check = check_frame(ingested, f"militants-at-gate@{frame.t_ms / 1000 + 0.01}")
+    assert check.ok and check.key == frame.key
     ws = str(ingested.root)
-    ok = CliRunner().invoke(main, ["-w", ws, "frames", "--at", f"militants-at-gate@{frame['t_ms'] / 1000}"])
+    ok = CliRunner().invoke(main, ["-w", ws, "frames", "--at", f"militants-at-gate@{frame.t_ms / 1000}"])
     assert ok.exit_code == 0 and ok.output.startswith("match militants-at-gate frame")
     # a changed JPEG is caught, with its own exit code
-    path = ingested.path(frame["file"])
+    path = ingested.path(frame.file)
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
-    bad = CliRunner().invoke(main, ["-w", ws, "frames", "--at", f"militants-at-gate@{frame['t_ms'] / 1000}"])
+    bad = CliRunner().invoke(main, ["-w", ws, "frames", "--at", f"militants-at-gate@{frame.t_ms / 1000}"])
     assert bad.exit_code == 11 and "MISMATCH" in bad.output and "JPEG changed or missing" in bad.output
     wrong = CliRunner().invoke(main, ["-w", ws, "frames", "--at", "nope@1"])
-    assert wrong.exit_code == 1 and "no video matches 'nope'" in wrong.output
+    assert wrong.exit_code == 2 and "no video matches 'nope'" in wrong.output
 
 
 def test_fades_and_dissolves_are_transitions_and_every_clean_shot_gets_a_sharp_frame(footage, tmp_path):
@@ -270,16 +270,16 @@ def test_preview_decodes_only_keyframes_and_says_so(ingested):
     results = extract(ingested, FrameParams(mode="preview"))
     assert all(r.ok for r in results), [r.message for r in results]
     for video, frames in _by_video(ingested).values():
-        assert video["frames_status"] == "preview" and PREVIEW_NOTE in video["frames_note"]
-        assert frames and all(f["extractor"]["params"]["mode"] == "preview" for f in frames)
-        assert video["metadata"]["measured"]["decoded_frames"] < truth_for(ingested, video)["duration_s"] * truth_for(ingested, video)["fps"] / 2
+        assert video.frames_status == "preview" and PREVIEW_NOTE in video.frames_note
+        assert frames and all(f.extractor["params"]["mode"] == "preview" for f in frames)
+        assert video.metadata["measured"]["decoded_frames"] < truth_for(ingested, video)["duration_s"] * truth_for(ingested, video)["fps"] / 2
         task = build_task(frames[0], video, "/x.jpg", "ws")
         assert "PREVIEW" in task["data"]["timestamp"]
     # a preview frame is still proven against the evidence
     from verify.media.frames import check_frame
 
     frame = frames[0]
-    assert check_frame(ingested, f"{video['source_id']}@{frame['t_ms'] / 1000}").ok
+    assert check_frame(ingested, f"{video.source_id}@{frame.t_ms / 1000}").ok
     # a full extraction afterwards is not skipped
     full = extract(ingested)
-    assert len(full) == len(results) and all(ingested.video(r.sha256)["frames_status"] in ("ok", "partial") for r in full)
+    assert len(full) == len(results) and all(ingested.video(r.sha256).frames_status in ("ok", "partial") for r in full)

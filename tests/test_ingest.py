@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from verify.errors import MediaError
+from verify.errors import MediaError, OptionError
 from verify.media.ingest import ingest, sniff_container
 from tests.conftest import SOURCES
 
@@ -46,13 +46,13 @@ def test_ingest_keeps_a_read_only_copy_hashed_with_provenance(workspace, footage
     expected = hashlib.sha256(video.read_bytes()).hexdigest()
     assert result.sha256 == expected
     record = workspace.video(expected)
-    copy = workspace.path(record["evidence"])
+    copy = workspace.path(record.evidence)
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == expected
     assert not copy.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-    prov = record["provenance"]
+    prov = record.provenance
     assert prov["source_id"] == "flag-hoisting-afghan-side" and prov["uploader"] == "@someone"
     assert prov["side"] == "afghan" and "taliban_flag_raised" in prov["claims"]
-    meta = record["metadata"]
+    meta = record.metadata
     assert (meta["width"], meta["height"], meta["nominal_fps"], meta["container"]) == (640, 360, 25.0, "mp4/mov")
 
 
@@ -86,20 +86,26 @@ def test_a_bad_file_fails_alone_and_the_others_are_ingested(workspace, footage, 
     assert sorted(p.suffix for p in workspace.path("evidence").iterdir()) == [".mp4", ".mp4"]
 
 
-def test_unknown_source_and_bad_overrides_are_refused(workspace, footage):
-    [unknown] = ingest(workspace, [footage["flag_afghan_side"]], source_id="nope")
-    assert not unknown.ok and "--source 'nope' is not a source of case" in unknown.message
-    [bad_url] = ingest(workspace, [footage["flag_afghan_side"]], overrides={"url": "javascript:alert(1)"})
-    assert not bad_url.ok and "only http:// or https://" in bad_url.message
-    [bad_claim] = ingest(workspace, [footage["flag_afghan_side"]], overrides={"claims": ("nope",)})
-    assert not bad_claim.ok and "--claim 'nope'" in bad_claim.message
-    assert workspace.videos() == []
+def test_unknown_source_and_bad_overrides_are_refused_before_any_input_is_taken(workspace, footage):
+    with pytest.raises(OptionError) as unknown:
+        ingest(workspace, [footage["flag_afghan_side"]], source_id="nope")
+    assert unknown.value.option == "source_id" and "'nope' is not a source of case" in str(unknown.value)
+    with pytest.raises(OptionError) as bad_url:
+        ingest(workspace, [footage["flag_afghan_side"]], overrides={"url": "javascript:alert(1)"})
+    assert bad_url.value.option == "url" and "only http:// or https://" in str(bad_url.value)
+    with pytest.raises(OptionError) as bad_claim:
+        ingest(workspace, [footage["flag_afghan_side"]], overrides={"claims": ("nope",)})
+    assert bad_claim.value.option == "claims" and "'nope'" in str(bad_claim.value)
+    with pytest.raises(OptionError) as bad_side:
+        ingest(workspace, [footage["flag_afghan_side"]], overrides={"side": "north"})
+    assert bad_side.value.option == "side" and bad_side.value.exit_code == 2
+    assert workspace.videos() == [] and not list(workspace.path("evidence").iterdir())
 
 
 def test_a_video_without_a_source_is_recorded_as_unattributed(workspace, footage):
     [result] = ingest(workspace, [footage["civilians_refused_vertical"]])
     assert result.ok and result.source_id.startswith("unattributed-")
-    assert workspace.videos()[0]["provenance"]["url"] is None
+    assert workspace.videos()[0].provenance["url"] is None
 
 
 def test_all_fixture_sources_exist_in_the_seed_case(workspace):

@@ -93,31 +93,32 @@ def test_an_og_video_page_is_captured_with_its_provenance(workspace, site):
     [r] = ingest(workspace, [f"{site.base}/posts/og"], overrides={"claims": ("militants_beside_pakistani_guards",)})
     assert r.ok, r.message
     video = workspace.video(r.sha256)
-    prov = video["provenance"]
+    prov = video.provenance
     assert prov["url"] == f"{site.base}/posts/og" and prov["platform"] == "Generic"
     assert prov["title"] == "Militants at the gate" and prov["claims"] == ["militants_beside_pakistani_guards"]
     [cap] = workspace.captures(r.sha256)
-    assert cap["url_given"] == f"{site.base}/posts/og" and cap["canonical_url"] == f"{site.base}/posts/og"
-    assert cap["record"]["tools"]["yt-dlp"] and cap["record"]["platform_fields"]["extractor"] == "generic"
-    archived = workspace.path(cap["info_file"])
+    assert cap.url_given == f"{site.base}/posts/og" and cap.canonical_url == f"{site.base}/posts/og"
+    assert cap.record["tools"]["yt-dlp"] and cap.record["platform_fields"]["extractor"] == "generic"
+    archived = workspace.path(cap.info_file)
     assert json.loads(archived.read_text())["webpage_url"] == f"{site.base}/posts/og"
     assert not archived.stat().st_mode & 0o222  # read-only like the evidence
-    assert workspace.path(video["evidence"]).read_bytes() == site.routes["/media/clip.mp4"][1]
+    assert workspace.path(video.evidence).read_bytes() == site.routes["/media/clip.mp4"][1]
+    from verify.pipeline import current_verdicts
     from verify.report.build import build_report
 
-    [source] = build_report(workspace)["sources"]
-    assert source["url"] == f"{site.base}/posts/og" and source["captures"][0]["info_file"] == cap["info_file"]
+    [source] = build_report(workspace, current_verdicts(workspace))["sources"]
+    assert source["url"] == f"{site.base}/posts/og" and source["captures"][0]["info_file"] == cap.info_file
 
 
 def test_a_json_ld_page_gives_author_upload_date_and_description(workspace, site):
     [r] = ingest(workspace, [f"{site.base}/posts/ld"])
     assert r.ok, r.message
-    prov = workspace.video(r.sha256)["provenance"]
+    prov = workspace.video(r.sha256).provenance
     assert prov["uploader"] == "border_watch"
     assert prov["posted_at"] == "2021-07-14T08:30:00+00:00"
     assert prov["title"] == "Civilians held at the Friendship Gate"
     assert prov["source_id"] == "generic-ld"
-    fields = workspace.captures(r.sha256)[0]["record"]["platform_fields"]
+    fields = workspace.captures(r.sha256)[0].record["platform_fields"]
     assert fields["description"] == "Filmed at Chaman, 14 July 2021" and fields["duration"] == 8
 
 
@@ -131,9 +132,9 @@ def test_a_link_already_captured_is_not_fetched_again_and_refresh_makes_a_second
     [refreshed] = ingest(workspace, [url], refresh=True)
     assert refreshed.ok and "re-captured: the same bytes as before" in refreshed.message
     captures = workspace.captures(first.sha256)
-    assert len(captures) == 2 and captures[0]["info_file"] != captures[1]["info_file"]
+    assert len(captures) == 2 and captures[0].info_file != captures[1].info_file
     assert len(workspace.videos()) == 1
-    assert workspace.video(first.sha256)["source_id"] == "militants-at-gate"  # the case source wins
+    assert workspace.video(first.sha256).source_id == "militants-at-gate"  # the case source wins
 
 
 def test_a_list_with_failures_completes_the_rest_and_exits_10(tmp_path, site):
@@ -157,7 +158,7 @@ def test_a_list_with_failures_completes_the_rest_and_exits_10(tmp_path, site):
     assert len(status["videos"]) == 2
     from verify.workspace import Workspace
 
-    sides = {v["provenance"]["side"] for v in Workspace.open(ws).videos()}
+    sides = {v.provenance["side"] for v in Workspace.open(ws).videos()}
     assert sides == {"pakistani", "afghan"}
 
 
@@ -189,11 +190,11 @@ def test_a_file_with_a_yt_dlp_sidecar_gets_its_provenance_without_a_download(wor
     video.with_suffix(".info.json").write_text(json.dumps(info))
     [r] = ingest(workspace, [video])
     assert r.ok, r.message
-    prov = workspace.video(r.sha256)["provenance"]
+    prov = workspace.video(r.sha256).provenance
     assert prov["url"] == "https://x.com/a/status/98765" and prov["platform"] == "Twitter"
     assert prov["uploader"] == "Some Account" and prov["posted_at"] == "2021-07-14T08:30:00+00:00"
     assert prov["source_id"] == "twitter-98765"
-    archived = workspace.path(workspace.captures(r.sha256)[0]["info_file"]).read_text()
+    archived = workspace.path(workspace.captures(r.sha256)[0].info_file).read_text()
     assert "auth=abc" not in archived
 
 

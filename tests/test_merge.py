@@ -7,6 +7,7 @@ import pytest
 from verify.case import load_case
 from verify.verdicts.merge import decode, frame_verdict, iou, merge, merge_boxes, roll_up
 from verify.labelstudio.pull import parse_export
+from verify.records import Annotation, Frame, Video
 from tests.conftest import DATA, SEED_CASE
 
 S, C, T = "supports", "contradicts", "cant_tell"
@@ -54,8 +55,8 @@ def test_nothing_is_supported_without_a_supporting_frame():
 
 
 def _ann(i, reviewer, frame="f1", result=(), cancelled=False, gt=False):
-    return {"id": i, "reviewer": reviewer, "frame_key": frame, "was_cancelled": cancelled, "ground_truth": gt,
-            "result": list(result)}
+    return Annotation(id=i, task_id=i, frame_key=frame, reviewer_id=None, reviewer=reviewer, was_cancelled=cancelled,
+                      ground_truth=gt, result=list(result))
 
 
 def _choice(claim, value):
@@ -68,13 +69,14 @@ def _rect(label, x, y, w=10, h=10, group="flags"):
 
 
 CASE = load_case(SEED_CASE)
-VIDEO = {"sha256": "v" * 64, "source_id": "flag-hoisting-afghan-side",
-         "provenance": {"source_id": "flag-hoisting-afghan-side", "claims": ["taliban_flag_raised", "attack_repelled"]}}
+VIDEO = Video(sha256="v" * 64, source_id="flag-hoisting-afghan-side", original_path="", evidence="", size=0,
+              ingested_at="", metadata={},
+              provenance={"source_id": "flag-hoisting-afghan-side", "claims": ["taliban_flag_raised", "attack_repelled"]})
 
 
-def _frame(key, t=0.0):
-    return {"key": key, "video_sha256": VIDEO["sha256"], "t_ms": t, "frame_index": 0, "shot": 0, "file": f"{key}.jpg",
-            "sha256": "x", "duplicate_of": None}
+def _frame(key, t=0.0, duplicate_of=None):
+    return Frame(key=key, video_sha256=VIDEO.sha256, t_ms=t, frame_index=0, shot=0, file=f"{key}.jpg", sha256="x",
+                 pixel_sha256="", phash="0", width=None, height=None, sharpness=0.0, duplicate_of=duplicate_of)
 
 
 def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
@@ -88,7 +90,7 @@ def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
         _ann(6, "ben", "f3", [_choice("taliban_flag_raised", "Contradicts")]),
         _ann(7, "lead", "f3", [_choice("taliban_flag_raised", "Supports")], gt=True),
     ]
-    out = merge(CASE, [VIDEO], frames, anns)
+    out = merge(CASE, [VIDEO], frames, anns).to_json()
     f1, f2, f3 = out["frames"]
     assert f1["verdicts"]["taliban_flag_raised"] == {"verdict": "supports", "counts": {S: 2, C: 0, T: 0}, "answers": 2,
                                                      "by_reviewer": {"ana": S, "ben": S}}
@@ -110,11 +112,11 @@ def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
 
 
 def test_an_unreviewed_reupload_frame_takes_its_originals_verdict():
-    original, copy = _frame("f1"), {**_frame("f2"), "duplicate_of": "f1"}
+    original, copy = _frame("f1"), _frame("f2", duplicate_of="f1")
     anns = [_ann(i, r, "f1", [_choice("taliban_flag_raised", "Supports")]) for i, r in ((1, "a"), (2, "b"))]
     out = merge(CASE, [VIDEO], [original, copy], anns)
-    assert out["videos"][0]["claims"]["taliban_flag_raised"] == "supported"
-    assert out["frames"][1]["verdicts"]["taliban_flag_raised"]["verdict"] == "unreviewed"
+    assert out.videos[0].claims["taliban_flag_raised"] == "supported"
+    assert out.frames[1].verdicts["taliban_flag_raised"].verdict == "unreviewed"
 
 
 def test_boxes_of_different_reviewers_merge_by_overlap_and_identical_duplicates_collapse():
@@ -154,20 +156,19 @@ def test_recorded_export_from_a_real_server_parses_and_merges():
     users = {int(k): v for k, v in json.loads((DATA / "ls-1.23.2-users.json").read_text()).items()}
     records = parse_export(tasks, users)
     assert len(records) == 5  # the draft is not an annotation
-    assert {r["reviewer"] for r in records} == {"rev2@example.com", "rev3@example.com", "admin@example.com"}
-    assert sum(r["was_cancelled"] for r in records) == 1
-    assert sum(r["ground_truth"] for r in records) == 1
+    assert {r.reviewer for r in records} == {"rev2@example.com", "rev3@example.com", "admin@example.com"}
+    assert sum(r.was_cancelled for r in records) == 1
+    assert sum(r.ground_truth for r in records) == 1
     reviews = [decode(r, CASE) for r in records]
     notes = [n for r in reviews for n in r.notes]
     assert any("<script>" in n for n in notes)  # arrives verbatim; the report must escape it
     boxed = [r for r in reviews if len(r.boxes) == 2][0]  # two identical + one rotated + one unknown
     assert boxed.unknown_labels == ["Old label"]
     assert sorted(b["rotation"] for b in boxed.boxes) == [0, 30]
-    frames = [{"key": t["data"]["frame_key"], "video_sha256": VIDEO["sha256"], "t_ms": t["data"]["t_ms"],
-               "frame_index": 0, "shot": 0, "file": "", "sha256": "", "duplicate_of": None} for t in tasks]
+    frames = [_frame(t["data"]["frame_key"], t["data"]["t_ms"]) for t in tasks]
     out = merge(CASE, [VIDEO], frames, records)
-    assert out["unknown_labels"] == {"Old label": 1}
-    adjudicated = [f for f in out["frames"] if f["verdicts"]["militants_beside_pakistani_guards"]["verdict"].startswith("adjudicated")]
+    assert out.unknown_labels == {"Old label": 1}
+    adjudicated = [f for f in out.frames if f.verdicts["militants_beside_pakistani_guards"].verdict.startswith("adjudicated")]
     assert len(adjudicated) == 1
 
 
@@ -210,10 +211,10 @@ def test_unknown_labels_policy():
     frames = [_frame("f1")]
     anns = [_ann(1, "ana", "f1", [_rect("Old label", 1, 1), _rect("Taliban flag", 50, 50)])]
     ignored = merge(CASE, [VIDEO], frames, anns)
-    assert [b["label"] for b in ignored["frames"][0]["boxes"]] == ["Taliban flag"]
-    assert ignored["unknown_labels"] == {"Old label": 1} and ignored["unknown_label_policy"] == "ignore"
+    assert [b["label"] for b in ignored.frames[0].boxes] == ["Taliban flag"]
+    assert ignored.unknown_labels == {"Old label": 1} and ignored.unknown_label_policy == "ignore"
     kept = merge(CASE, [VIDEO], frames, anns, unknown_labels="keep")
-    assert sorted(b["label"] for b in kept["frames"][0]["boxes"]) == ["Old label", "Taliban flag"]
-    assert [b["unknown"] for b in kept["frames"][0]["boxes"] if b["label"] == "Old label"] == [True]
+    assert sorted(b["label"] for b in kept.frames[0].boxes) == ["Old label", "Taliban flag"]
+    assert [b["unknown"] for b in kept.frames[0].boxes if b["label"] == "Old label"] == [True]
     with pytest.raises(VerifyError, match="labels that are not in the case: 'Old label' \\(1\\)"):
         merge(CASE, [VIDEO], frames, anns, unknown_labels="fail")

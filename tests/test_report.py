@@ -8,7 +8,10 @@ import pytest
 
 from verify.case import parse_case
 from verify.media.frames import extract
-from verify.report.build import CSP, build_report, md_escape, safe_url, write_reports
+from verify.errors import OptionError
+from verify.pipeline import current_verdicts
+from verify.report.build import CSP, build_report, md_escape, write_reports
+from verify.urls import safe_url
 from verify.workspace import Workspace
 from tests.conftest import SEED_CASE
 
@@ -61,7 +64,7 @@ class _Checker(HTMLParser):
 
 
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "span", "code", "table", "thead",
-                "tbody", "tr", "th", "td", "a", "img", "br", "b", "ul", "li", "div", "figure", "figcaption"}
+                "tbody", "tr", "th", "td", "a", "img", "br", "b", "ul", "ol", "li", "div", "section", "figure", "figcaption"}
 
 
 def _hostile_workspace(tmp_path, footage) -> Workspace:
@@ -77,18 +80,20 @@ def _hostile_workspace(tmp_path, footage) -> Workspace:
     ws = Workspace.create(tmp_path / "ws", case_path)
     from verify.media.ingest import ingest
 
+    with pytest.raises(OptionError):  # a URL with markup characters is refused by the ingest check, so try a clean one
+        ingest(ws, [footage["flag_afghan_side"]], source_id="flag-hoisting-afghan-side",
+               overrides={"uploader": payload, "platform": PAYLOADS[5], "url": "https://x.example/\"><script>"})
     [r] = ingest(ws, [footage["flag_afghan_side"]], source_id="flag-hoisting-afghan-side",
-                 overrides={"uploader": payload, "platform": PAYLOADS[5], "posted_at": PAYLOADS[6], "url": "https://x.example/\"><script>"})
-    assert not r.ok  # a URL with markup characters is refused by the ingest check below, so try a clean one
-    [r] = ingest(ws, [footage["flag_afghan_side"]], source_id="flag-hoisting-afghan-side",
-                 overrides={"uploader": payload, "platform": PAYLOADS[5], "posted_at": PAYLOADS[6]})
+                 overrides={"uploader": payload, "platform": PAYLOADS[5]})
     assert r.ok, r.message
     extract(ws)
     video = ws.video(r.sha256)  # container tags come from the file: as hostile as any other text
-    metadata = {**video["metadata"], "creation_time": PAYLOADS[11], "encoder": PAYLOADS[10],
+    metadata = {**video.metadata, "creation_time": PAYLOADS[11], "encoder": PAYLOADS[10],
                 "tags": {PAYLOADS[8]: PAYLOADS[9], "com.apple.quicktime.location.ISO6709": PAYLOADS[12]}}
+    provenance = {**video.provenance, "posted_at": PAYLOADS[6]}  # ingest refuses it from the command line; a platform may not
     with ws.transaction() as db:
-        db.execute("UPDATE videos SET metadata = ? WHERE sha256 = ?", (json.dumps(metadata), r.sha256))
+        db.execute("UPDATE videos SET metadata = ?, provenance = ? WHERE sha256 = ?",
+                   (json.dumps(metadata), json.dumps(provenance), r.sha256))
     frames = ws.frames()
     rows = []
     for i, (frame, text) in enumerate(zip(frames * 20, PAYLOADS)):
@@ -100,7 +105,7 @@ def _hostile_workspace(tmp_path, footage) -> Workspace:
             {"type": "rectanglelabels", "from_name": "actors", "to_name": "frame",
              "value": {"x": 10, "y": 10, "width": 5, "height": 5, "rotation": 0, "rectanglelabels": [PAYLOADS[i]]}},
         ]
-        rows.append((i + 1, 1, i + 1, frame["key"], i, PAYLOADS[(i + 7) % len(PAYLOADS)], 0, 0, json.dumps(result), None, None, "exports/x.json"))
+        rows.append((i + 1, 1, i + 1, frame.key, i, PAYLOADS[(i + 7) % len(PAYLOADS)], 0, 0, json.dumps(result), None, None, "exports/x.json"))
     with ws.transaction() as db:
         ws.set_meta("project_id", "1")
         db.executemany("INSERT INTO annotations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -109,7 +114,7 @@ def _hostile_workspace(tmp_path, footage) -> Workspace:
 
 def test_no_hostile_string_survives_as_markup(tmp_path, footage):
     ws = _hostile_workspace(tmp_path, footage)
-    paths = write_reports(ws)
+    paths = write_reports(ws, current_verdicts(ws))
     html = paths["html"].read_text()
     checker = _Checker()
     checker.feed(html)
@@ -120,6 +125,8 @@ def test_no_hostile_string_survives_as_markup(tmp_path, footage):
             assert value.startswith(("#", "http://", "https://")), value
         if name == "src":
             assert value.startswith("data:image/jpeg;base64,"), value[:40]
+        if name == "style":  # only the legend's and box list's colour swatches, from verify's own palette
+            assert re.fullmatch(r"background: #[0-9a-f]{6}", value), value
     assert checker.tags.count("meta") == 4  # charset, CSP, referrer, viewport: none from a payload
     assert ("meta", "content", CSP) in checker.attrs
     for payload in PAYLOADS:
@@ -132,7 +139,7 @@ def test_no_hostile_string_survives_as_markup(tmp_path, footage):
     assert not re.search(r"(?<!\\)\]\((javascript:|http://evil)", md)  # no live Markdown link or image
 
     data = json.loads(paths["json"].read_text())
-    assert data["schema"] == "verify.report/1"
+    assert data["schema"] == "verify.report/2"
     notes = [n["text"] for f in data["frames"] for n in f["notes"]]
     assert PAYLOADS[0] in notes  # JSON keeps the reviewer's text verbatim, as data
 
@@ -156,11 +163,11 @@ def test_markdown_escaping(text, expected):
 
 def test_report_of_an_unreviewed_workspace_says_so(ingested):
     extract(ingested)
-    model = build_report(ingested)
+    model = build_report(ingested, current_verdicts(ingested))
     assert {c["verdict"] for c in model["claims"]} == {"unreviewed"}
     assert model["summary"]["frames_reviewed"] == 0
     assert model["method"]["built_from_export"] is None
-    html = write_reports(ingested, ("html",))["html"].read_text()
+    html = write_reports(ingested, current_verdicts(ingested), ("html",))["html"].read_text()
     assert "No annotations have been pulled yet" in html
     sources = {s["source_id"]: s for s in model["sources"]}
     assert sources["flag-hoisting-pakistani-side"]["reupload_of"] == ["flag-hoisting-afghan-side"]

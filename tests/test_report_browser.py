@@ -3,6 +3,7 @@ and the images, and runs no script, even with hostile text in every field."""
 
 import pytest
 
+from verify.pipeline import current_verdicts
 from verify.report.build import CHROMIUM_FLAGS, chromium, write_reports
 from tests.test_report import _hostile_workspace
 
@@ -21,7 +22,7 @@ def browser():
 
 def test_report_renders_in_chromium_with_its_images_and_no_script(tmp_path, footage, browser):
     ws = _hostile_workspace(tmp_path, footage)
-    paths = write_reports(ws, ("html", "pdf"))
+    paths = write_reports(ws, current_verdicts(ws), ("html", "pdf"))
     page = browser.new_page()
     dialogs, errors = [], []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -43,3 +44,77 @@ def test_report_renders_in_chromium_with_its_images_and_no_script(tmp_path, foot
     assert "<script>alert(1)</script>" in page.inner_text("body")
     page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
+
+
+# --- layout, measured as an editor's browser lays it out -----------------------------------------
+
+LAYOUT_JS = r"""() => {
+  const words = [], cells = [], spill = [], overlaps = [];
+  const inside = (a, b) => a.left >= b.left - 1 && a.right <= b.right + 1 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+  for (const cell of document.querySelectorAll('td, th')) {
+    const box = cell.getBoundingClientRect();
+    const style = getComputedStyle(cell);
+    const room = box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    cells.push(box.width);
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node; (node = walker.nextNode());) {
+      if (node.parentElement.closest('.hash')) continue;  // hashes are meant to break anywhere
+      for (const m of node.data.matchAll(/[^\s\-\u2010-\u2014\/]+/g)) {  // a line may break after a hyphen or slash
+        const range = document.createRange();
+        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const rects = [...range.getClientRects()].filter(r => r.width > 0);
+        const width = rects.reduce((s, r) => s + r.width, 0);
+        if (rects.length > 1 || width > room + 1) words.push([m[0], rects.length, Math.round(width), Math.round(room)]);
+      }
+    }
+  }
+  for (const card of document.querySelectorAll('.frame, .gallery figure, table')) {
+    const box = card.getBoundingClientRect();
+    for (const el of card.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect();
+      if (r.width && r.height && !inside(r, box)) spill.push([card.className || card.tagName, el.tagName, el.className]);
+    }
+    if (card.scrollWidth > card.clientWidth + 1) spill.push([card.className || card.tagName, 'scrolls', card.scrollWidth]);
+  }
+  for (const card of document.querySelectorAll('.frame')) {
+    const parts = [...card.children].map(c => c.getBoundingClientRect());
+    for (let i = 0; i < parts.length; i++) for (let j = i + 1; j < parts.length; j++) {
+      const a = parts[i], b = parts[j];
+      if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) overlaps.push([card.id, i, j]);
+    }
+  }
+  const cards = [...document.querySelectorAll('.frame')].map(c => c.getBoundingClientRect());
+  for (let i = 1; i < cards.length; i++) if (cards[i].top < cards[i - 1].bottom) overlaps.push(['cards', i - 1, i]);
+  const images = [...document.images].map(i => [i.complete, i.naturalWidth]);
+  return {height: document.documentElement.scrollHeight, images: images.length,
+          loaded: images.filter(([c, w]) => c && w > 0).length, smallest_cell: Math.round(Math.min(...cells)),
+          words, spill, overlaps};
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_reviewed_report_lays_out_without_squeezed_cells_spills_or_overlaps(tmp_path, reviewed_base, browser, width):
+    from tests import report_scenario as scenario
+
+    ws = scenario.copy(reviewed_base, tmp_path / "ws")
+    scenario.review(ws)
+    html = write_reports(ws, current_verdicts(ws), ("html",))["html"]
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    figures = page.evaluate(LAYOUT_JS)
+    print(f"\n{width} px: page height {figures['height']} px, {figures['loaded']} of {figures['images']} images loaded, "
+          f"smallest table cell {figures['smallest_cell']} px wide")
+    assert figures["images"] and figures["loaded"] == figures["images"]
+    assert figures["words"] == [], "words wider than their cell or broken inside"
+    assert figures["spill"] == [], "elements outside their card or table"
+    assert figures["overlaps"] == []
+    page.screenshot(path=str(tmp_path / f"report-{width}.png"), full_page=True)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def reviewed_base(footage, tmp_path_factory):
+    from tests import report_scenario as scenario
+
+    return scenario.build_base(tmp_path_factory.mktemp("reviewed") / "base", footage)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from verify.urls import is_web_url
 from verify.errors import CaseError
 
 SCHEMA = "verify.case/1"
@@ -27,14 +29,69 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#b
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Characters that have no business in a label shown to a reviewer (controls, XML-illegal).
 BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-WEB_URL = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
+# Real case files are a few KB; a bound on size keeps a hostile one from costing minutes or gigabytes.
+MAX_CASE_BYTES = 256 * 1024
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
-def is_web_url(value: object) -> bool:
-    """An http(s) URL with no space, quote or angle bracket: the only links verify records or renders."""
-    return isinstance(value, str) and bool(WEB_URL.match(value))
+def iso_datetime(value: object) -> str | None:
+    """``value`` as an ISO 8601 date or date-time string (``2021-07-14``, ``2021-07-14T09:12Z``), or None if it is not one."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if not isinstance(value, str) or not ISO_DATE.match(value.strip()):
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            date.fromisoformat(text)
+        else:
+            digits = re.sub(r"(\.\d{6})\d+", r"\1", text)  # fromisoformat takes at most microseconds
+            datetime.fromisoformat(digits.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:  # 2021-13-45, 99:99, …
+        return None
+    return text
 
 
+def _show(value: object, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut short (a hostile value may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: fast, and it caps nesting depth itself
+
+
+class _CaseLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """YAML as a case file may use it: no aliases (they can expand into gigabytes), no duplicate keys
+    (the last would silently win), and dates kept as the text written (checked as ISO 8601 by the case)."""
+
+    def construct_object(self, node, deep=False):  # noqa: ANN001
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise yaml.constructor.ConstructorError(
+                None, None, "uses a YAML alias (*name); aliases are not allowed in case files, write the value out",
+                node.start_mark)
+        return super().construct_object(node, deep)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        mapping = super().construct_mapping(node, deep)
+        if len(mapping) < len(node.value):
+            seen: set = set()
+            for key_node, _ in node.value:
+                key = (key_node.tag, getattr(key_node, "value", None)) if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_show(key_node.value)}; each key may appear once (the later one "
+                        "would silently replace the earlier)", key_node.start_mark)
+                seen.add(key)
+            raise yaml.constructor.ConstructorError(None, None, "duplicate key in a mapping; each key may appear once",
+                                                    node.start_mark)
+        return mapping
+
+
+_CaseLoader.add_constructor("tag:yaml.org,2002:timestamp", _CaseLoader.construct_yaml_str)
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -125,24 +182,42 @@ def load_case(path: str | Path) -> Case:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_file():  # a folder, a FIFO (would block), a device
+            raise CaseError(f"{path}: not a regular file; give the path of a case YAML file (see configs/)")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CASE_BYTES + 1)
     except FileNotFoundError:
         raise CaseError(f"{path}: case file not found; give the path of a case YAML file (see configs/)")
     except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise CaseError(f"{path}: a symbolic link that loops back on itself; give the path of the case file itself")
         raise CaseError(f"{path}: cannot read the case file: {exc.strerror}")
     return parse_case(raw, name=str(path))
 
 
 def parse_case(raw: bytes | str, name: str = "<case>") -> Case:
     """Parse case YAML text; ``name`` is used in error messages."""
-    text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+    if len(raw) > MAX_CASE_BYTES:
+        raise CaseError(f"{name}: larger than {MAX_CASE_BYTES // 1024} KB; a case file is a few KB of YAML (is this the right file?)")
+    if isinstance(raw, bytes):
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise CaseError(f"{name}: encoded as UTF-16; save the case file as UTF-8")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise CaseError(f"{name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the case file as UTF-8")
+    else:
+        text = raw
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_CaseLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise CaseError(f"{name}: not valid YAML{where}: {problem}; fix the syntax and retry")
+        problem = " ".join(str(getattr(exc, "problem", None) or "invalid YAML").split())
+        raise CaseError(f"{name}: not valid YAML{where}: {problem}; fix it and retry")
+    except (ValueError, RecursionError, OverflowError, MemoryError) as exc:  # e.g. an integer of 5,000 digits
+        raise CaseError(f"{name}: not usable YAML ({type(exc).__name__}: {_show(str(exc), 100)}); fix it and retry")
     checker = _Checker(name)
     case = checker.case(doc)
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -156,6 +231,8 @@ class _Checker:
         self.name = name
 
     def fail(self, key: str, message: str) -> None:
+        key = key if len(key) <= 120 else key[:119] + "…"  # keys can carry a hostile name
+        key = CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), key)  # … with newlines or escape codes
         raise CaseError(f"{self.name}: {key}: {message}")
 
     def mapping(self, value: Any, key: str, required: set[str], optional: set[str]) -> dict:
@@ -185,12 +262,12 @@ class _Checker:
 
     def ident(self, value: Any, key: str, pattern: re.Pattern = ID_PATTERN) -> str:
         if not isinstance(value, str) or not pattern.match(value):
-            self.fail(key, f"{value!r} is not a valid id; use lowercase letters, digits, '_' or '-' (pattern {pattern.pattern})")
+            self.fail(key, f"{_show(value)} is not a valid id; use lowercase letters, digits, '_' or '-' (pattern {pattern.pattern})")
         return value
 
     def count(self, value: Any, key: str, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(key, f"expected a whole number from {low} to {high}, got {value!r}")
+            self.fail(key, f"expected a whole number from {low} to {high}, got {_show(value)}")
         return value
 
     def case(self, doc: Any) -> Case:
@@ -201,7 +278,7 @@ class _Checker:
             optional={"schema", "summary", "instructions", "sources", "review", "frames"},
         )
         if doc.get("schema", SCHEMA) != SCHEMA:
-            self.fail("schema", f"unsupported schema {doc['schema']!r}; this verify reads {SCHEMA!r}")
+            self.fail("schema", f"unsupported schema {_show(doc['schema'])}; this verify reads {SCHEMA!r}")
         claims = self.claims(doc["claims"])
         claim_ids = {c.id for c in claims}
         review = self.review(doc.get("review") or {})
@@ -268,7 +345,7 @@ class _Checker:
                     color = PALETTE[colour % len(PALETTE)]
                     colour += 1
                 elif not isinstance(color, str) or not HEX_COLOR.match(color):
-                    self.fail(f"{ikey}.color", f"expected a colour like '#1f77b4', got {color!r}")
+                    self.fail(f"{ikey}.color", f"expected a colour like '#1f77b4', got {_show(color)}")
                 labels.append(Label(label_value, color))
             groups.append(LabelGroup(name, title, tuple(labels)))
         return tuple(groups)
@@ -289,17 +366,20 @@ class _Checker:
             if url and not is_web_url(url):
                 self.fail(f"{key}.url", "only http:// or https:// links (without spaces, quotes or <>) are allowed")
             posted_at = item.get("posted_at")
-            if posted_at is not None and not isinstance(posted_at, str):
-                posted_at = str(posted_at)  # YAML turns 2021-07-14 into a date
+            if posted_at not in (None, ""):
+                posted_at = iso_datetime(posted_at)
+                if posted_at is None:
+                    self.fail(f"{key}.posted_at", f"{_show(item.get('posted_at'))} is not an ISO 8601 date or time; "
+                              "write e.g. 2021-07-14 or 2021-07-14T09:12Z")
             side = item.get("side") or "unknown"
-            if side not in SIDES:
-                self.fail(f"{key}.side", f"{side!r} is not allowed; use one of {', '.join(SIDES)}")
+            if not isinstance(side, str) or side not in SIDES:
+                self.fail(f"{key}.side", f"{_show(side)} is not allowed; use one of {', '.join(SIDES)}")
             claims = item.get("claims") or []
             if not isinstance(claims, list):
                 self.fail(f"{key}.claims", "expected a list of claim ids")
             for claim_id in claims:
-                if claim_id not in claim_ids:
-                    self.fail(f"{key}.claims", f"unknown claim id {claim_id!r}; known: {', '.join(sorted(claim_ids))}")
+                if not isinstance(claim_id, str) or claim_id not in claim_ids:
+                    self.fail(f"{key}.claims", f"unknown claim id {_show(claim_id)}; known: {', '.join(sorted(claim_ids))}")
             sources.append(
                 Source(
                     id=source_id,
@@ -327,5 +407,5 @@ class _Checker:
         value = self.mapping(value, "frames", required=set(), optional={"max_interval_s"})
         interval = value.get("max_interval_s", 2.0)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0.2 <= interval <= 600:
-            self.fail("frames.max_interval_s", f"expected seconds from 0.2 to 600, got {interval!r}")
+            self.fail("frames.max_interval_s", f"expected seconds from 0.2 to 600, got {_show(interval)}")
         return FramePolicy(float(interval))

@@ -6,20 +6,25 @@ Each command opens the workspace, calls one library function and prints what hap
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import sqlite3
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
-from verify import __version__, custody
-from verify.errors import PartialFailure, VerifyError
+from verify import __version__, terminal
+from verify.errors import DiskFull, OptionError, VerifyError
+from verify.terminal import shown
 from verify.workspace import Workspace
 
 ENV_WORKSPACE = "VERIFY_WORKSPACE"
+FLAGS = {"source_id": "--source", "claims": "--claim"}  # library option → its flag, where the names differ
 
 
 class Context:
@@ -42,8 +47,19 @@ def run(func: Callable) -> Callable:
         except VerifyError as exc:
             if ctx and ctx.debug:
                 raise
-            click.echo(f"verify: {exc}", err=True)
+            if isinstance(exc, OptionError):
+                flag = FLAGS.get(exc.option, "--" + exc.option.replace("_", "-"))
+                click.echo(f"verify: {flag} {shown(exc.detail)}", err=True)
+            else:
+                click.echo(f"verify: {shown(exc)}", err=True)
             sys.exit(exc.exit_code)
+        except (OSError, sqlite3.OperationalError) as exc:  # a full disk, wherever it strikes
+            if (ctx and ctx.debug) or not (getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+                                           or "disk is full" in str(exc)):
+                raise
+            click.echo("verify: no space left on the workspace's disk; what completed is kept, nothing half-written "
+                       "is; free space and run the command again", err=True)
+            sys.exit(DiskFull.exit_code)
         except KeyboardInterrupt:
             click.echo("verify: interrupted; the workspace keeps every step that completed", err=True)
             sys.exit(130)
@@ -95,32 +111,20 @@ images_option = click.option(
 
 
 def connect(url: str | None, api_key: str | None):
-    """A client for the given server, or for the local one when nothing is given."""
-    from verify.labelstudio import server
-    from verify.labelstudio.client import LabelStudioClient, version_warning
+    """A client for the given server (or the local one); a release with a known advisory is warned about."""
+    from verify.labelstudio.connect import connect as connect_to
 
-    local = server.credentials()
-    if not url and local:
-        url = local["url"]
-    if not api_key and local and url and url.rstrip("/") == local["url"]:
-        api_key = local["api_key"]
-    client = LabelStudioClient(url or "", api_key or "")
-    client.whoami()
-    warning = version_warning(client.version())
+    client, warning = connect_to(url, api_key)
     if warning:
-        click.echo(f"warning: {client.url}: {warning}", err=True)
+        click.echo(f"warning: {shown(client.url)}: {shown(warning)}", err=True)
     return client
 
 
-def files_root_for(client, files_root: str | None) -> Path | None:
-    from verify.labelstudio import server
+def served_from(client, given: str | None):
+    """The server's local-files root (given, or the local server's)."""
+    from verify.labelstudio.connect import files_root_for
 
-    if files_root:
-        return Path(files_root)
-    local = server.credentials()
-    if local and client.url == local["url"]:
-        return Path(local["files_root"])
-    return None
+    return files_root_for(client, given)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -201,19 +205,28 @@ def server_status() -> None:
 
 @main.command()
 @click.argument("case_file", type=click.Path(dir_okay=False))
+@click.option("--tsa", multiple=True, metavar="URL",
+              help="An RFC 3161 time-stamp authority to anchor the custody log, evidence and reports with after each "
+                   "action (repeatable: tried in order; `--tsa none` stops stamping). Default: none, offline.")
 @click.pass_obj
 @run
-def init(ctx: Context, case_file: str) -> None:
+def init(ctx: Context, case_file: str, tsa: tuple[str, ...]) -> None:
     """Create a workspace for a case (or update its case file).
 
+    \b
     Example: verify -w spin init configs/spin-boldak-2021.yaml
+    Example: verify -w spin init configs/spin-boldak-2021.yaml --tsa http://timestamp.example.org/tsr
     """
-    ws = Workspace.create(ctx.workspace_dir, case_file)
+    from verify.pipeline import init as init_workspace
+    from verify.timestamps import configured
+
+    ws = init_workspace(ctx.workspace_dir, case_file, list(tsa) if tsa else None)
     case = ws.case
-    custody.record(ws, "init", inputs=[(str(Path(case_file).resolve()), case.sha256)], outputs=[("case.yaml", case.sha256)],
-                   case_id=case.id)
-    click.echo(f"workspace {ws.root} for case {case.id!r}: {len(case.claims)} claims, {len(case.sources)} sources, "
+    click.echo(f"workspace {shown(ws.root)} for case {case.id!r}: {len(case.claims)} claims, {len(case.sources)} sources, "
                f"{sum(len(g.labels) for g in case.label_groups)} labels")
+    urls = configured(ws)
+    click.echo("trusted timestamps: " + (", ".join(shown(u) for u in urls) if urls else
+                                         "none (the custody log is not anchored outside the workspace; see --tsa)"))
 
 
 @main.command()
@@ -246,37 +259,27 @@ def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_
     Example: verify ingest --from links.csv --max-size 500M
     """
     from verify.media.ingest import ingest as ingest_videos
+    from verify.media.ingest import ingest_listed
     from verify.media.links import parse_size, read_link_list
 
     if not videos and not from_file:
         raise click.UsageError("give video files or links, or --from FILE")
-    max_bytes = parse_size(max_size) if max_size else None
+    options = dict(refresh=refresh, max_bytes=parse_size(max_size) if max_size else None,
+                   cookies=Path(cookies) if cookies else None)
     ws = ctx.open()
     results = []
 
     def show(result):
-        mark = "ok  " if result.ok else "FAIL"
-        click.echo(f"{mark} {result.path}: {result.message}", err=not result.ok)
+        click.echo(terminal.ingested(result), err=not result.ok)
 
-    options = dict(info_json=Path(info_json) if info_json else None, refresh=refresh, max_bytes=max_bytes,
-                   cookies=Path(cookies) if cookies else None)
     with ws.lock():
         if videos:
-            results += ingest_videos(ws, list(videos), source_id, provenance, progress=show, **options)
+            results += ingest_videos(ws, list(videos), source_id, provenance, progress=show,
+                                     info_json=Path(info_json) if info_json else None, **options)
         if from_file:
-            items = read_link_list(Path(from_file))
-            with click.progressbar(items, label=f"links from {from_file}", file=sys.stderr) as bar:
-                for item in bar:
-                    given = {**provenance, "side": item.side or provenance.get("side"),
-                             "claims": item.claims or provenance.get("claims")}
-                    if item.notes:
-                        given["description"] = item.notes
-                    results += ingest_videos(ws, [item.url], item.source or source_id, given, progress=show, **options)
-    failed = [r for r in results if not r.ok]
-    known = sum(1 for r in results if r.ok and r.known)
-    click.echo(f"{len(results) - len(failed) - known} new, {known} already known, {len(failed)} failed, of {len(results)}")
-    if failed:
-        raise PartialFailure(f"{len(failed)} of {len(results)} inputs were not ingested (see FAIL lines); the others were")
+            results += ingest_listed(ws, read_link_list(Path(from_file)), source_id, provenance, progress=show, **options)
+    click.echo(terminal.ingest_summary(results))
+    raise_for_failures(results, "inputs were not ingested", "none of the {n} inputs was ingested")
 
 
 @main.command()
@@ -308,15 +311,9 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, p
     if checks:
         failed = 0
         for spec in checks:
-            c = check_frame(ws, spec)
-            where = f"{c.source_id} frame {c.frame_index} at {c.t_ms / 1000:.3f} s ({c.key})"
-            if c.ok:
-                click.echo(f"match {where}: decoded again from the evidence, pixels identical; JPEG intact")
-            else:
-                failed += 1
-                problems = [name for name, good in (("pixels differ", c.pixels_match), ("time differs", c.time_match),
-                                                    ("JPEG changed or missing", c.jpeg_intact)) if not good]
-                click.echo(f"MISMATCH {where}: {', '.join(problems)}", err=True)
+            check = check_frame(ws, spec)
+            failed += not check.ok
+            click.echo(terminal.frame_check(check), err=not check.ok)
         if failed:
             raise IntegrityError(f"{failed} of {len(checks)} frames do not match their evidence")
         return
@@ -333,17 +330,23 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, p
             lines.append(result)
 
         results = extract(ws, params, redo=redo, workers=workers, progress=show)
-    for r in results:
-        name = f"{r.source_id} ({r.sha256[:12]})"
-        if r.ok:
-            click.echo(f"ok   {name}: {r.message}" + (f"; WARNING {r.warning}" if r.warning else ""))
-        else:
-            click.echo(f"FAIL {name}: {r.message}", err=True)
-    linked = sum(1 for f in ws.frames() if f["duplicate_of"])
-    click.echo(f"{len(ws.frames())} frames in the workspace, {linked} linked to an identical frame of another source")
-    failed = [r for r in results if not r.ok]
+    for result in results:
+        click.echo(terminal.extracted(result), err=not result.ok)
+    stored = ws.frames()
+    linked = sum(1 for f in stored if f.duplicate_of)
+    click.echo(f"{len(stored)} frames in the workspace, {linked} linked to an identical frame of another source")
+    raise_for_failures(results, "videos could not be decoded", "none of the {n} videos could be decoded")
+
+
+def raise_for_failures(results: list, what: str, none: str) -> None:
+    """Exit 10 when some inputs failed and the others completed; 4 when every one failed."""
+    from verify.errors import MediaError, PartialFailure
+
+    failed = sum(1 for r in results if not r.ok)
+    if failed and failed == len(results):
+        raise MediaError(none.format(n=failed) + " (see FAIL lines)")
     if failed:
-        raise PartialFailure(f"{len(failed)} of {len(results)} videos could not be decoded (see FAIL lines); the others were")
+        raise PartialFailure(f"{failed} of {len(results)} {what} (see FAIL lines); the others were")
 
 
 @main.command()
@@ -359,25 +362,30 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
 
     Example: verify push --url http://127.0.0.1:8080   (key in LABEL_STUDIO_API_KEY)
     """
+    from verify.labelstudio.push import push as push_frames
+
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        _push(ws, client, files_root_for(client, files_root), include_duplicates, new_project, reset_config, images)
+        with importing(ws) as progress:
+            result = push_frames(ws, client, served_from(client, files_root), include_duplicates, new_project, reset_config,
+                                 progress=progress, images=images)
+    echo(terminal.pushed(result))
 
 
-def _push(ws, client, files_root, include_duplicates=False, new_project=False, reset_config=False, images="auto"):
-    from verify.labelstudio.push import push as push_frames
+def echo(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
+
+@contextmanager
+def importing(ws: Workspace) -> Iterator[Callable[[int], None]]:
+    """A progress bar for importing the workspace's frames (on stderr, and only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
     with click.progressbar(length=len(ws.frames()), label="importing", file=sys.stderr) as bar:
-        result = push_frames(ws, client, files_root, include_duplicates, new_project, reset_config, progress=bar.update,
-                             images=images)
-    made = "created" if result.created_project else (
-        f"found again on the server by its case id and {result.recovered} matching frames" if result.recovered else "found")
-    click.echo(f"project {result.project_id} {made}: {result.imported} tasks imported, {result.already_there} already there, "
-               f"{result.skipped_duplicates} re-uploaded frames not sent again")
-    click.echo(f"images: {result.images}")
-    click.echo(f"reviewers label at {result.project_url}")
-    return result
+        yield bar.update
 
 
 @main.command()
@@ -391,23 +399,12 @@ def pull(ctx: Context, url, api_key, files_root, full: bool) -> None:
     Example: verify pull
     Example: verify pull --full
     """
-    ws = ctx.open()
-    with ws.lock():
-        _pull(ws, connect(url or ws.get_meta("server_url"), api_key), full)
-
-
-def _pull(ws, client, full: bool = False):
     from verify.labelstudio.pull import pull as pull_annotations
 
-    result = pull_annotations(ws, client, full)
-    what = "full export" if result.full else "changed since the last pull"
-    archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
-    click.echo(f"pulled {result.annotations} annotations ({result.skipped} skips) by {result.reviewers} reviewers "
-               f"on {result.tasks} tasks ({what}){archived}")
-    if ws.get_meta("adjudication_project_id"):
-        click.echo(f"pulled {result.lead_decisions} lead decisions from the adjudication project"
-                   + (f" ({result.ignored} annotations there by others than the lead ignored)" if result.ignored else ""))
-    return result
+    ws = ctx.open()
+    with ws.lock():
+        result = pull_annotations(ws, connect(url or ws.get_meta("server_url"), api_key), full)
+    echo(terminal.pulled(result, bool(ws.get_meta("adjudication_project_id"))))
 
 
 @main.command()
@@ -419,24 +416,11 @@ def merge(ctx: Context, unknown_labels: str) -> None:
 
     Example: verify merge
     """
+    from verify.pipeline import merge as merge_stage
+
     ws = ctx.open()
     with ws.lock():
-        _merge(ws, unknown_labels)
-
-
-def _merge(ws, unknown_labels="ignore"):
-    from verify.verdicts.merge import merge_workspace
-    from verify.workspace import atomic_write
-
-    result = merge_workspace(ws, unknown_labels)
-    atomic_write(ws.path("reports") / "verdicts.json", json.dumps(result, indent=2, ensure_ascii=False).encode())
-    custody.record_files(ws, "merge", [ws.path("reports") / "verdicts.json"],
-                         inputs=[(e["file"], e["sha256"]) for e in ws.exports_in_use()], unknown_labels=unknown_labels)
-    for claim in result["claims"]:
-        agree = claim["agreement"]["percent"]
-        click.echo(f"{claim['id']:<36} {claim['verdict']:<13} reviewed {claim['reviewed_frames']}/{claim['frames']} frames"
-                   + (f", {agree}% unanimous" if agree is not None else ""))
-    return result
+        echo(terminal.merged(merge_stage(ws, unknown_labels).verdicts))
 
 
 @main.command()
@@ -453,44 +437,39 @@ def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None, images:
 
     Example: verify adjudicate --lead editor@desk.example
     """
-    from verify.labelstudio.adjudicate import adjudicate as send_disputes
+    from verify.pipeline import adjudicate as send_disputes
 
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        result = send_disputes(ws, client, files_root_for(client, files_root), lead, images=images)
-    click.echo(f"{result.disputed} disputed frames; {result.imported} newly sent to adjudication project {result.project_id}")
-    click.echo(f"the lead{' ' + lead if lead else ''} decides at {result.project_url}")
+        result = send_disputes(ws, client, served_from(client, files_root), lead, images=images)
+    for line, warning in terminal.adjudicated(result, lead):
+        click.echo(line, err=warning)
 
 
 @main.command()
 @click.option("--format", "formats", type=click.Choice(["html", "md", "json", "pdf"]), multiple=True,
               help="Report format (repeatable; default: html, md and json; pdf needs Chromium).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write to (default: WORKSPACE/reports).")
+@click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
+              help="Page size of the PDF report.")
 @unknown_labels_option
 @click.pass_obj
 @run
-def report(ctx: Context, formats: tuple[str, ...], out: str | None, unknown_labels: str) -> None:
-    """Write the verification report (HTML, Markdown, JSON).
+def report(ctx: Context, formats: tuple[str, ...], out: str | None, paper: str, unknown_labels: str) -> None:
+    """Merge the pulled annotations and write the verification report (HTML, Markdown, JSON).
 
+    Only the formats asked for are written: `--format pdf` leaves report.html and report.md as they are.
+
+    \b
     Example: verify report --format html
+    Example: verify report --format pdf --paper letter
     """
+    from verify.pipeline import report as write_report
+
     ws = ctx.open()
     with ws.lock():
-        _report(ws, formats, out, unknown_labels)
-
-
-def _report(ws, formats=(), out=None, unknown_labels="ignore"):
-    from verify.report.build import FORMATS, write_reports
-
-    written = write_reports(ws, tuple(formats) or FORMATS, Path(out) if out else None, unknown_labels)
-    assets = sorted(written["md"].parent.joinpath("report-assets").glob("*.jpg")) if "md" in written else []
-    hashes = custody.record_files(ws, "report", [*written.values(), *assets],
-                                  inputs=[(e["file"], e["sha256"]) for e in ws.exports_in_use()],
-                                  formats=sorted(written), custody_head=ws.get_meta(custody.HEAD))
-    for (fmt, path), (_, sha) in zip(written.items(), hashes):
-        click.echo(f"{fmt:<4} report: {path}  sha256 {sha}")
-    return written
+        echo(terminal.reported(write_report(ws, formats, Path(out) if out else None, unknown_labels, paper=paper)))
 
 
 @main.command()
@@ -505,13 +484,15 @@ def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_lab
 
     Example: verify sync
     """
+    from verify.pipeline import sync as run_sync
+
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        _push(ws, client, files_root_for(client, files_root), include_duplicates, images=images)
-        _pull(ws, client)
-        _merge(ws, unknown_labels)
-        _report(ws, unknown_labels=unknown_labels)
+        with importing(ws) as progress:
+            done = run_sync(ws, client, served_from(client, files_root), include_duplicates, unknown_labels, images, progress)
+    echo(terminal.pushed(done.push) + terminal.pulled(done.pull, bool(ws.get_meta("adjudication_project_id")))
+         + terminal.merged(done.reports.merged.verdicts) + terminal.reported(done.reports))
 
 
 @main.command()
@@ -523,59 +504,27 @@ def status(ctx: Context, as_json: bool) -> None:
 
     Example: verify status --json
     """
-    from verify.verdicts.merge import merge as merge_verdicts
-    from verify.verdicts.merge import review_progress
+    from verify.pipeline import current_verdicts
+    from verify.status import workspace_status
 
     ws = ctx.open()
-    videos, frames_ = ws.videos(), ws.frames()
-    project = ws.get_meta("project_id")
-    tasks = ws.tasks()
-    annotations = ws.annotations()
-    merged = merge_verdicts(ws.case, videos, frames_, annotations, tasks)
-    progress = review_progress(ws.case, tasks, annotations)
-    verdicts = {c["id"]: c["verdict"] for c in merged["claims"]}
-    exports = ws.exports()
-    state = {
-        "workspace": str(ws.root),
-        "case": ws.case.id,
-        "videos": [{"source_id": v["source_id"], "sha256": v["sha256"], "frames_status": v["frames_status"] or "pending",
-                    "frames": sum(1 for f in frames_ if f["video_sha256"] == v["sha256"]),
-                    "linked_frames": sum(1 for f in frames_ if f["video_sha256"] == v["sha256"] and f["duplicate_of"])}
-                   for v in videos],
-        "frames": len(frames_),
-        "tasks": len(tasks),
-        "open_tasks": progress["open_tasks"],
-        "reviewers_per_frame": progress["reviewers_per_frame"],
-        "label_studio": {"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
-        "last_pull": ws.get_meta("last_pull_at") or (exports[-1]["pulled_at"] if exports else None),
-        "reviewers": progress["reviewers"],
-        "claims": [{**c, "verdict": verdicts[c["id"]]} for c in progress["claims"]],
-    }
+    state = workspace_status(ws, current_verdicts(ws))
     if as_json:
-        click.echo(json.dumps(state, indent=2))
+        click.echo(json.dumps(state.to_json(), indent=2))
         return
-    click.echo(f"workspace {state['workspace']} · case {state['case']}")
-    for v in state["videos"]:
-        linked = f", {v['linked_frames']} linked to another source" if v["linked_frames"] else ""
-        click.echo(f"  video {v['source_id']} ({v['sha256'][:12]}): {v['frames']} frames ({v['frames_status']}){linked}")
-    where = f"project {project} on {state['label_studio']['url']}" if project else "not pushed yet"
-    click.echo(f"frames {state['frames']} · tasks {state['tasks']} ({where}) · last pull {state['last_pull'] or 'never'}")
-    click.echo(f"{state['open_tasks']} of {state['tasks']} tasks still need answers ({state['reviewers_per_frame']} reviewers per frame)"
-               + (" · as of the last pull; run `verify pull` for the latest" if state["last_pull"] else ""))
-    if state["reviewers"]:
-        click.echo(f"  {'reviewer':<32} {'assigned':>8} {'done':>6} {'skipped':>8} {'remaining':>10}")
-    for name, s in state["reviewers"].items():
-        click.echo(f"  {name[:32]:<32} {s['assigned']:>8} {s['done']:>6} {s['skipped']:>8} {s['remaining']:>10}")
-    click.echo(f"  {'claim':<32} {'frames':>8} {'done':>6} {'answers':>8} {'remaining':>10}  verdict")
-    for c in state["claims"]:
-        click.echo(f"  {c['id'][:32]:<32} {c['frames']:>8} {c['done']:>6} {c['answers']:>8} {c['remaining']:>10}  {c['verdict']}")
+    echo(terminal.status(state))
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--tsa-ca", type=click.Path(dir_okay=False, exists=True), envvar="VERIFY_TSA_CA", show_envvar=True,
+              default=None, help="PEM file of the CA certificate(s) you trust for the time-stamp authority: the tokens' "
+                                 "signatures and chains are verified against it, offline.")
+@click.option("--head", "heads", multiple=True, metavar="SEQ:SHA256",
+              help="A custody head recorded outside the workspace (e.g. a report's custody_head): the log must hold it.")
 @click.pass_obj
 @run
-def audit(ctx: Context, as_json: bool) -> None:
+def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...]) -> None:
     """Re-hash every stored file against the workspace's manifest and check the custody log.
 
     Evidence copies, platform info files, frames, archived exports, reports and the case file:
@@ -588,25 +537,16 @@ def audit(ctx: Context, as_json: bool) -> None:
     Example: verify audit
     Example: verify audit --json
     """
+    from verify import custody
+
     custody.require_manifest(ctx.workspace_dir)
     ws = ctx.open()
-    with ws.lock():  # a consistent picture: no verify is writing meanwhile
-        result = custody.audit(ws)
+    with ws.reading():  # a consistent picture: no verify is writing meanwhile
+        result = custody.audit(ws, Path(tsa_ca) if tsa_ca else None, heads)
     if as_json:
-        click.echo(json.dumps({"checked": result.checked, "changed": result.changed, "missing": result.missing,
-                               "unexpected": result.unexpected, "log": {"entries": result.log.entries, "head": result.log.head,
-                                                                        "problems": result.log.problems}}, indent=2))
+        click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        for kind, paths in (("CHANGED", result.changed), ("MISSING", result.missing), ("UNEXPECTED", result.unexpected)):
-            for path in paths:
-                click.echo(f"{kind:<10} {path}")
-        for problem in result.log.problems:
-            click.echo(f"LOG        {problem}")
-        for note in result.log.notes:
-            click.echo(f"NOTE       {note}")
-        click.echo(f"{result.checked} stored files checked: {len(result.changed)} changed, {len(result.missing)} missing, "
-                   f"{len(result.unexpected)} unexpected; custody log: {result.log.entries} entries, "
-                   + ("chain intact" if result.log.ok else "BROKEN"))
+        echo(terminal.audited(result, signatures_checked=bool(tsa_ca)))
     result.raise_for_problems()
 
 
@@ -628,7 +568,7 @@ def reviewers_list(url, api_key, files_root) -> None:
     """
     client = connect(url, api_key)
     for user in client.users():
-        click.echo(f"{user['id']:>4}  {user['email']}  {user['name']}")
+        click.echo(f"{user['id']:>4}  {shown(user['email'])}  {shown(user['name'])}")
 
 
 @reviewers.command("add")
@@ -641,18 +581,11 @@ def reviewers_add(email, password, url, api_key, files_root) -> None:
 
     Example: verify reviewers add alice@newsroom.example
     """
-    from verify.labelstudio.client import new_password
-
-    from verify.labelstudio import server as srv
+    from verify.labelstudio.connect import add_reviewer
 
     client = connect(url, api_key)
-    chosen = password or new_password()
-    user = client.add_reviewer(email, chosen)
-    local = srv.credentials()
-    if local and local["url"] == client.url:  # keep the local server's logins in its one secrets file
-        local["reviewers"] = [r for r in local.get("reviewers", []) if r["email"] != email] + [{"email": email, "password": chosen}]
-        srv.save_credentials(local)
-    click.echo(f"reviewer {user['email']} (id {user['id']}) can log in at {client.url}/user/login/"
+    user, chosen = add_reviewer(client, email, password)
+    click.echo(f"reviewer {shown(user['email'])} (id {user['id']}) can log in at {shown(client.url)}/user/login/"
                + ("" if password else f" with password {chosen}"))
 
 

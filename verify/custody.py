@@ -24,21 +24,19 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from verify import __version__
+from verify.clock import now_utc
 from verify.errors import CustodyError, IntegrityError, ManifestMissing
+from verify.files import file_sha256
 
 LOG = "custody.log"
 HEAD = "custody_head"
 GENESIS = "0" * 64
-LISTED = 100  # outputs listed one by one up to this many; beyond, a count and a digest
-AREAS = ("evidence", "frames", "exports", "reports")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+LISTED = 100  # outputs listed one by one up to this many; beyond, a count, a digest and a listing file
+LISTINGS = "custody"  # custody/NNNNNN-outputs.sha256: the sha256sum-style listing behind an entry's digest
+AREAS = ("evidence", "frames", "exports", "reports", "timestamps", LISTINGS)
+# Files the log records that must still be there with the hash it last recorded (reports are rewritten:
+# the latest entry counts; pictures of an earlier Markdown report may be pruned by a later one).
+KEPT = ("evidence/", "frames/", "exports/", "reports/", "case.yaml")
 
 
 def files_digest(items: Iterable[tuple[str, str]]) -> str:
@@ -67,17 +65,20 @@ def record(ws: Any, action: str, inputs: list[tuple[str, str]] | None = None,
     Call after the action's own state is committed: a crash in between leaves the action
     done but unlogged, never logged but undone.
     """
+    from verify import timestamps
+
     path = ws.path(LOG)
     last = _last_entry(path)
+    seq = (last["seq"] + 1) if last else 1
     entry = {
-        "seq": (last["seq"] + 1) if last else 1,
-        "at": _now(),
+        "seq": seq,
+        "at": now_utc(),
         "action": action,
         "verify": __version__,
         "os_user": _os_user(),
         "host": socket.gethostname(),
         "inputs": described(inputs or []),
-        "outputs": described(outputs or []),
+        "outputs": _with_listing(ws, seq, outputs or []),
         "details": details,
         "prev": last["hash"] if last else GENESIS,
     }
@@ -91,7 +92,22 @@ def record(ws: Any, action: str, inputs: list[tuple[str, str]] | None = None,
         os.close(fd)
     with ws.transaction():
         ws.set_meta(HEAD, f"{entry['seq']}:{entry['hash']}")
+    timestamps.stamp_action(ws, entry, outputs or [])  # anchored outside the workspace, when an authority is configured
     return entry
+
+
+def _with_listing(ws: Any, seq: int, outputs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Outputs for an entry; beyond ``LISTED`` files, the listing behind the digest is kept in custody/ so that
+    the audit can still check each file against the log (``sha256sum -c`` reads it too)."""
+    out = described(outputs)
+    if "files" not in out:
+        from verify.files import atomic_write
+
+        name = f"{LISTINGS}/{seq:06d}-outputs.sha256"
+        ws.path(LISTINGS).mkdir(exist_ok=True)
+        atomic_write(ws.path(name), "".join(f"{sha}  {p}\n" for p, sha in sorted(outputs)).encode(), mode=0o444)
+        out["listing"] = name
+    return out
 
 
 def record_files(ws: Any, action: str, paths: Iterable[Path], inputs: list[tuple[str, str]] | None = None,
@@ -136,12 +152,6 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # no name for this uid (containers): the number will do
         return f"uid {os.getuid()}"
-
-
-def _now() -> str:
-    from verify.workspace import now_utc
-
-    return now_utc()
 
 
 # --- checking ---------------------------------------------------------------------------------
@@ -210,43 +220,167 @@ class AuditResult:
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    # against the custody log
+    rewritten: list[str] = field(default_factory=list)  # the workspace's record of a file differs from the log's
+    removed: list[str] = field(default_factory=list)  # the log records a file the workspace no longer has
+    unlogged: list[str] = field(default_factory=list)  # the workspace holds a file the log never recorded
+    why: dict[str, str] = field(default_factory=dict)  # path → what the log says about it
+    notes: list[str] = field(default_factory=list)
     log: LogCheck = field(default_factory=LogCheck)
+    timestamps: Any = None  # timestamps.TimestampCheck
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checked": self.checked, "changed": self.changed, "missing": self.missing, "unexpected": self.unexpected,
+                "against_log": {"rewritten": self.rewritten, "removed": self.removed, "unlogged": self.unlogged,
+                                "why": self.why},
+                "notes": self.notes,
+                "log": {"entries": self.log.entries, "head": self.log.head, "problems": self.log.problems,
+                        "notes": self.log.notes},
+                "timestamps": self.timestamps.to_json() if self.timestamps else None}
 
     @property
     def files_ok(self) -> bool:
-        return not (self.changed or self.missing or self.unexpected)
+        return not (self.changed or self.missing or self.unexpected or self.rewritten or self.removed or self.unlogged)
 
     def raise_for_problems(self) -> None:
-        if not self.log.ok:
-            raise CustodyError(f"custody log: {self.log.problems[0]}"
-                               + (f" (and {len(self.log.problems) - 1} more)" if len(self.log.problems) > 1 else ""))
+        problems = self.log.problems + (self.timestamps.problems if self.timestamps else [])
+        if problems:
+            raise CustodyError(f"custody log: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         if not self.files_ok:
+            against = len(self.rewritten) + len(self.removed) + len(self.unlogged)
             raise IntegrityError(f"{len(self.changed)} changed, {len(self.missing)} missing, {len(self.unexpected)} unexpected "
-                                 f"of {self.checked} stored files (listed above)")
+                                 f"of {self.checked} stored files" + (f", {against} not as the custody log recorded"
+                                                                      if against else "") + " (listed above)")
 
 
 def manifest(ws: Any) -> dict[str, str]:
     """Every artefact the workspace says it holds: relative path → sha256."""
     expected: dict[str, str] = {}
     for video in ws.videos():
-        expected[video["evidence"]] = video["sha256"]
-    for capture in ws.db.execute("SELECT info_file, record FROM captures").fetchall():
-        sha = json.loads(capture[1]).get("info_sha256")
-        if sha:
-            expected[capture[0]] = sha
-    for frame in ws.db.execute("SELECT file, sha256 FROM frames").fetchall():
-        expected[frame[0]] = frame[1]
+        expected[video.evidence] = video.sha256
+    for capture in ws.captures():
+        if capture.record.get("info_sha256"):
+            expected[capture.info_file] = capture.record["info_sha256"]
+    for frame in ws.frames():
+        expected[frame.file] = frame.sha256
     for export in ws.exports():
-        expected[export["file"]] = export["sha256"]
+        expected[export.file] = export.sha256
     expected.update(json.loads(ws.get_meta("reports_manifest") or "{}"))
     expected["case.yaml"] = ws.get_meta("case_sha256") or ""
+    for token in ws.timestamps():
+        expected[token["file"]] = token["sha256"]
     return expected
 
 
-def audit(ws: Any) -> AuditResult:
-    """Re-hash every stored artefact against the manifest; find the unexpected; check the log."""
+def read_entries(ws: Any) -> list[dict[str, Any]]:
+    """The log's entries that parse (``check_log`` says whether the whole log is sound)."""
+    path = ws.path(LOG)
+    entries = []
+    if path.exists():
+        for raw in path.read_bytes().splitlines():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
+def logged_files(ws: Any, entries: list[dict[str, Any]]) -> tuple[dict[str, tuple[str, int, str]], dict[str, str], list[str]]:
+    """What the log says the workspace should hold: path → (sha256, entry, action) as last recorded; the listing files
+    behind digested entries (path → sha256); and folders an old digest-only entry covers without naming its files."""
+    latest: dict[str, tuple[str, int, str]] = {}
+    listings: dict[str, str] = {}
+    vague: list[str] = []
+    for entry in entries:
+        outputs = entry.get("outputs") or {}
+        files = [(f.get("path"), f.get("sha256")) for f in outputs.get("files") or []]
+        if "files" not in outputs and outputs.get("count"):
+            listing = outputs.get("listing")
+            text = b""
+            if listing and ws.path(listing).is_file():
+                text = ws.path(listing).read_bytes()
+            if listing and hashlib.sha256(text).hexdigest() == outputs.get("digest"):
+                listings[listing] = outputs["digest"]
+                files = [tuple(reversed(line.split("  ", 1))) for line in text.decode(errors="replace").splitlines()]
+            elif listing:
+                listings[listing] = outputs.get("digest", "")  # missing or changed: the file check says so
+            else:  # logged by a verify that kept only the digest: these files cannot be checked one by one
+                inputs = (entry.get("inputs") or {}).get("files") or []
+                vague.append(f"frames/{inputs[0]['sha256'][:16]}/" if entry.get("action") == "extract" and inputs
+                             else {"pull": "exports/", "report": "reports/"}.get(entry.get("action"), ""))
+        for path, sha in files:
+            if isinstance(path, str) and not path.startswith("/") and path.startswith(KEPT):
+                latest[path] = (sha, entry.get("seq", 0), entry.get("action", "?"))
+    return latest, listings, [v for v in vague if v]
+
+
+def _against_log(ws: Any, result: AuditResult, expected: dict[str, str], entries: list[dict[str, Any]]) -> None:
+    """Every file the log recorded must still be held with the hash last recorded; every held file must be in the log."""
+    latest, _, vague = logged_files(ws, entries)
+    for path, (sha, seq, action) in sorted(latest.items()):
+        held = expected.get(path)
+        if held is None:
+            if path.startswith("reports/report-assets/") and not ws.path(path).exists():
+                continue  # a picture a later Markdown report no longer shows, pruned
+            result.removed.append(path)
+            result.why[path] = f"custody.log entry {seq} ({action}) recorded it; the workspace no longer does"
+        elif held != sha:
+            result.rewritten.append(path)
+            result.why[path] = (f"custody.log entry {seq} ({action}) recorded sha256 {sha[:16]}…; "
+                                f"the workspace now records {held[:16]}…")
+    unsure = 0
+    for path in sorted(expected):
+        if path in latest or path.startswith(("timestamps/", f"{LISTINGS}/")):
+            continue
+        if any(path.startswith(prefix) for prefix in vague):
+            unsure += 1
+            continue
+        result.unlogged.append(path)
+        result.why[path] = ("no custody.log entry records it: added behind verify's back, or the action that wrote it "
+                            "was killed before its entry")
+    if unsure:
+        result.notes.append(f"{unsure} files are covered by log entries that give only a digest of their listing (an "
+                            "earlier verify); they were checked against the workspace, not one by one against the log")
+
+
+def log_unlogged(ws: Any) -> dict[str, Any] | None:
+    """Log the files the workspace records but no entry does, as one "recovered" entry; return it (None: none).
+
+    A verify killed between committing an action and logging it leaves such files (its re-run finds the
+    work done and does not log it again). Called when a writer takes the workspace lock. The entry stays in
+    the log for anyone to see, and ``audit`` notes it: a log cut by hand and re-headed would be "recovered"
+    the same way, which only a time-stamped head (RFC 3161) can tell apart.
+    """
+    if not ws.path(LOG).exists():
+        return None
+    latest, _, vague = logged_files(ws, read_entries(ws))
+    expected = manifest(ws)
+    missing = sorted((path, sha) for path, sha in expected.items()
+                     if path not in latest and sha and not path.startswith(("timestamps/", f"{LISTINGS}/"))
+                     and not any(path.startswith(prefix) for prefix in vague) and ws.path(path).is_file())
+    if not missing:
+        return None
+    return record(ws, "recovered", outputs=missing,
+                  why="recorded in the workspace by an earlier run that stopped before logging them")
+
+
+def audit(ws: Any, ca_file: Path | None = None, heads: Iterable[str] = ()) -> AuditResult:
+    """Re-hash every stored artefact against the manifest; find the unexpected; check the log, the manifest
+    against the log, the time-stamp tokens, and any head recorded elsewhere (``heads``: "SEQ:HASH").
+
+    Raises:
+        OptionError: ``ca_file`` holds no usable certificate, or a head is not SEQ:HASH.
+    """
+    from verify import timestamps
+    from verify.errors import OptionError
+
     result = AuditResult()
     expected = manifest(ws)
+    entries = read_entries(ws)
+    _, listings, _ = logged_files(ws, entries)
+    expected.update(listings)
     for relative, sha in sorted(expected.items()):
         path = ws.path(relative)
         result.checked += 1
@@ -254,13 +388,35 @@ def audit(ws: Any) -> AuditResult:
             result.missing.append(relative)
         elif file_sha256(path) != sha:
             result.changed.append(relative)
+    last_seq = entries[-1].get("seq", 0) if entries else 0
     for area in AREAS:
         for path in sorted(ws.path(area).rglob("*")):
             if path.is_file() or path.is_symlink():
                 relative = str(path.relative_to(ws.root))
-                if relative not in expected:
+                if relative == f"{LISTINGS}/{last_seq + 1:06d}-outputs.sha256":
+                    result.notes.append(f"{relative}: written for an entry that was never logged (verify was interrupted)")
+                elif relative not in expected:
                     result.unexpected.append(relative)
     result.log = check_log(ws)
+    for entry in entries:
+        if entry.get("action") == "recovered":
+            result.notes.append(f"custody.log entry {entry.get('seq')} logged {(entry.get('outputs') or {}).get('count')} file(s) "
+                                "after the fact: written by a run that stopped before logging them (or entries removed "
+                                "by hand; only time-stamped heads tell the two apart)")
+    if ws.path(LOG).exists() and not any("not a log entry" in p for p in result.log.problems):
+        _against_log(ws, result, {k: v for k, v in expected.items() if k not in listings}, entries)
+    else:
+        result.notes.append("files were not checked against the custody log: the log is missing or damaged")
+    hashes = {e.get("seq"): e.get("hash") for e in entries}
+    for head in heads:
+        seq, _, digest = head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise OptionError("head", f"{head!r} is not SEQ:SHA256 (e.g. from a report's custody_head)")
+        if hashes.get(int(seq)) != digest:
+            result.log.problems.append(f"entry {seq} with hash {digest[:16]}… (recorded outside the workspace) is "
+                                       + ("not in the log: entries were cut off" if int(seq) not in hashes
+                                          else "not the log's entry {seq}: the log was rewritten".format(seq=seq)))
+    result.timestamps = timestamps.check(ws, hashes, ca_file)
     return result
 
 

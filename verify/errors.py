@@ -75,3 +75,23 @@ class ManifestMissing(VerifyError):
     """There is no workspace database to check the stored files against."""
 
     exit_code = 13
+
+
+class DiskFull(VerifyError):
+    """The workspace's disk (or its quota) is full: nothing half-written is kept; free space and run again."""
+
+    exit_code = 14
+
+
+class OptionError(VerifyError):
+    """A value given for one of a stage's options is not acceptable (a user's mistake, like a bad flag).
+
+    ``option`` names the library parameter (e.g. ``side``, ``claims``); the CLI shows it as its flag.
+    """
+
+    exit_code = 2
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.detail = message

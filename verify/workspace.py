@@ -23,15 +23,17 @@ import shutil
 import sqlite3
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from verify.case import Case, load_case
+from verify.clock import now_utc
 from verify.errors import WorkspaceBusy, WorkspaceError
+from verify.files import atomic_write
+from verify.records import Annotation, Capture, Export, Frame, Video
 
 DB_NAME = "verify.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,7 +63,8 @@ CREATE TABLE IF NOT EXISTS frames (
     height INTEGER NOT NULL,
     sharpness REAL NOT NULL,
     extractor TEXT NOT NULL,
-    duplicate_of TEXT
+    duplicate_of TEXT,
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS frames_by_video ON frames(video_sha256, t_ms);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -110,6 +113,16 @@ CREATE TABLE IF NOT EXISTS exports (
     tasks INTEGER NOT NULL,
     annotations INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS timestamps (
+    file TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    log_seq INTEGER NOT NULL,
+    tsa TEXT NOT NULL,
+    gen_time TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
 """
 
 MIGRATE_1_TO_2 = """
@@ -123,9 +136,20 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 COMMIT;
 """
 
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+MIGRATE_2_TO_3 = """
+BEGIN;
+ALTER TABLE frames ADD COLUMN fingerprint TEXT;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+COMMIT;
+"""
+MIGRATE_3_TO_4 = """
+BEGIN;
+CREATE TABLE IF NOT EXISTS timestamps (file TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL,
+                                       log_seq INTEGER NOT NULL, tsa TEXT NOT NULL, gen_time TEXT NOT NULL, sha256 TEXT NOT NULL);
+UPDATE meta SET value = '4' WHERE key = 'schema_version';
+COMMIT;
+"""
+MIGRATIONS = {"1": MIGRATE_1_TO_2, "2": MIGRATE_2_TO_3, "3": MIGRATE_3_TO_4}  # from schema version: one transaction each, all or nothing
 
 
 class Workspace:
@@ -135,6 +159,7 @@ class Workspace:
         self.root = root
         self.db = db
         self._case: Case | None = None
+        self.read_only = False  # opened from a read-only folder or disk: status and audit work, nothing is written
 
     # --- opening -------------------------------------------------------------------------
 
@@ -183,10 +208,24 @@ class Workspace:
         try:
             ws = cls(root, _connect(root / DB_NAME))
             version = ws.get_meta("schema_version")
+        except sqlite3.OperationalError as exc:
+            if not _read_only(root, exc):
+                raise WorkspaceError(f"{root / DB_NAME}: cannot read the workspace database ({exc}); restore it from a backup")
+            ws = cls(root, _connect_read_only(root / DB_NAME))
+            ws.read_only = True
+            version = ws.get_meta("schema_version")
+            if version != str(SCHEMA_VERSION):
+                raise WorkspaceError(f"{root}: read-only, and of workspace schema {version}; make it writable once so this "
+                                     f"verify can upgrade it to schema {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"{root / DB_NAME}: cannot read the workspace database ({exc}); restore it from a backup")
-        if version == "1":  # verify 0.1: a frame could be a task of one project only
-            ws.db.executescript(MIGRATE_1_TO_2)  # one transaction: all or nothing
+        if not ws.read_only and not _writable(root):  # SQLite quietly fell back to reading
+            ws.read_only = True
+            if version != str(SCHEMA_VERSION):
+                raise WorkspaceError(f"{root}: read-only, and of workspace schema {version}; make it writable once so this "
+                                     f"verify can upgrade it to schema {SCHEMA_VERSION}")
+        while version in MIGRATIONS:  # 1: a frame could be a task of one project only; 2: no fingerprints
+            ws.db.executescript(MIGRATIONS[version])
             version = ws.get_meta("schema_version")
         if version != str(SCHEMA_VERSION):
             raise WorkspaceError(f"{root}: workspace schema {version}, this verify reads {SCHEMA_VERSION}; use a newer verify")
@@ -213,8 +252,37 @@ class Workspace:
     # --- locking and transactions ---------------------------------------------------------
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the workspace's write lock; a second verify process gets WorkspaceBusy."""
+    def reading(self) -> Iterator[None]:
+        """A consistent picture for a reader (audit): the write lock when the workspace is writable, else a shared
+        lock on the existing lock file (a writer elsewhere still makes this wait-free check fail with WorkspaceBusy)."""
+        if not self.read_only:
+            with self.lock(recover=False):  # a reader sees the workspace as it is
+                yield
+            return
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDONLY)
+        except OSError:  # never written to: nobody to wait for
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WorkspaceBusy(f"{self.root}: workspace is in use by another verify; wait for it to finish and retry")
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def lock(self, recover: bool = True) -> Iterator[None]:
+        """Hold the workspace's write lock; a second verify process gets WorkspaceBusy.
+
+        Taking it cleans up after a verify that was killed: its half-written files are removed and,
+        with ``recover``, what it committed but had not yet logged is logged (``custody.log_unlogged``).
+        """
+        if self.read_only:
+            raise WorkspaceError(f"{self.root}: the workspace is read-only (its folder or disk), so verify cannot change it; "
+                                 "`verify status` and `verify audit` work on it as it is")
         path = self.root / ".lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -228,6 +296,10 @@ class Workspace:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
             self._remove_leftovers()
+            if recover:
+                from verify import custody  # the log is custody's; it reads and writes through this workspace
+
+                custody.log_unlogged(self)
             yield
         finally:
             os.close(fd)
@@ -261,22 +333,65 @@ class Workspace:
         else:
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    # --- records ------------------------------------------------------------------------------
+    def update_meta(self, **values: str | None) -> None:
+        """Set several meta keys in one transaction (None removes a key)."""
+        with self.transaction():
+            for key, value in values.items():
+                self.set_meta(key, value)
 
-    def videos(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM videos ORDER BY rowid").fetchall()
-        return [_decode(row, "metadata", "provenance") for row in rows]
+    # --- videos ---------------------------------------------------------------------------------
 
-    def video(self, sha256: str) -> dict[str, Any] | None:
+    def videos(self) -> list[Video]:
+        """Every ingested video, in the order they were ingested."""
+        return [_video(row) for row in self.db.execute("SELECT * FROM videos ORDER BY rowid")]
+
+    def video(self, sha256: str) -> Video | None:
         row = self.db.execute("SELECT * FROM videos WHERE sha256 = ?", (sha256,)).fetchone()
-        return _decode(row, "metadata", "provenance") if row else None
+        return _video(row) if row else None
 
-    def frames(self, video_sha256: str | None = None) -> list[dict[str, Any]]:
+    def add_video(self, video: Video) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO videos (sha256, source_id, original_path, evidence, size, ingested_at, metadata, provenance,"
+                " frames_status, frames_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (video.sha256, video.source_id, video.original_path, video.evidence, video.size, video.ingested_at,
+                 _json(video.metadata), _json(video.provenance), video.frames_status, video.frames_note),
+            )
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    def frames(self, video_sha256: str | None = None) -> list[Frame]:
+        """Every frame (of one video), by video and time."""
         if video_sha256:
             rows = self.db.execute("SELECT * FROM frames WHERE video_sha256 = ? ORDER BY t_ms", (video_sha256,))
         else:
             rows = self.db.execute("SELECT * FROM frames ORDER BY video_sha256, t_ms")
-        return [_decode(row, "extractor") for row in rows.fetchall()]
+        return [_frame(row) for row in rows]
+
+    def record_frames(self, video_sha256: str, frames: list[Frame], status: str, note: str | None,
+                      metadata: dict[str, Any]) -> None:
+        """Store a video's extracted frames (a frame already stored under its key is kept) and its extraction outcome."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO frames (key, video_sha256, t_ms, frame_index, shot, file, sha256, pixel_sha256,"
+                " phash, width, height, sharpness, extractor, duplicate_of, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(f.key, f.video_sha256, f.t_ms, f.frame_index, f.shot, f.file, f.sha256, f.pixel_sha256, f.phash,
+                  f.width, f.height, f.sharpness, _json(f.extractor), f.duplicate_of, f.fingerprint) for f in frames],
+            )
+            db.execute("UPDATE videos SET frames_status = ?, frames_note = ?, metadata = ? WHERE sha256 = ?",
+                       (status, note, _json(metadata), video_sha256))
+
+    def record_frames_failed(self, video_sha256: str, note: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE videos SET frames_status = 'failed', frames_note = ? WHERE sha256 = ?", (note, video_sha256))
+
+    def link_reuploads(self, links: dict[str, str | None]) -> None:
+        """Set (or clear, with None) each frame's ``duplicate_of``: frame key → key of the frame it re-uploads."""
+        with self.transaction() as db:
+            db.executemany("UPDATE frames SET duplicate_of = ? WHERE key = ?", [(o, k) for k, o in links.items()])
+
+    # --- Label Studio tasks and uploaded images ------------------------------------------------
 
     def tasks(self) -> dict[str, int]:
         """Frame key → task id in the workspace's review project (empty before the first push)."""
@@ -291,40 +406,145 @@ class Workspace:
         rows = self.db.execute("SELECT task_id FROM tasks WHERE project_id = ? ORDER BY task_id", (project_id,))
         return [r[0] for r in rows.fetchall()]
 
-    def annotations(self) -> list[dict[str, Any]]:
+    def record_tasks(self, project_id: int, tasks: dict[str, int], keep_projects: tuple[int, ...] | None = None) -> None:
+        """Record frame key → task id in a project; with ``keep_projects``, forget the tasks of every other project
+        (those of a project the workspace no longer uses, after ``push --new-project``)."""
+        known = dict(self.db.execute("SELECT frame_key, task_id FROM tasks WHERE project_id = ?", (project_id,)).fetchall())
+        with self.transaction() as db:
+            if keep_projects is not None:
+                marks = ",".join("?" * len(keep_projects))
+                db.execute(f"DELETE FROM tasks WHERE project_id NOT IN ({marks})", keep_projects)
+            db.executemany("INSERT OR REPLACE INTO tasks (frame_key, project_id, task_id) VALUES (?, ?, ?)",
+                           [(key, project_id, task) for key, task in tasks.items() if known.get(key) != task])
+
+    def uploads(self, project_id: int) -> dict[str, str]:
+        """Frame key → URL of the copy uploaded to a project (upload mode)."""
+        rows = self.db.execute("SELECT frame_key, url FROM uploads WHERE project_id = ?", (project_id,))
+        return dict(rows.fetchall())
+
+    def record_uploads(self, project_id: int, urls: dict[str, str]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO uploads (project_id, frame_key, url) VALUES (?, ?, ?)",
+                           [(project_id, key, url) for key, url in urls.items()])
+
+    # --- annotations and exports ------------------------------------------------------------------
+
+    def annotations(self) -> list[Annotation]:
         """The pulled annotations of the review project and of the adjudication project (lead decisions)."""
         projects = [int(p) for p in (self.get_meta("project_id"), self.get_meta("adjudication_project_id")) if p]
         if not projects:
             return []
         marks = ",".join("?" * len(projects))
-        rows = self.db.execute(f"SELECT * FROM annotations WHERE project_id IN ({marks}) ORDER BY project_id, task_id, id", projects)
-        return [_decode(row, "result") for row in rows.fetchall()]
+        rows = self.db.execute(f"SELECT * FROM annotations WHERE project_id IN ({marks}) ORDER BY project_id, task_id, id",
+                               projects)
+        return [_annotation(row) for row in rows]
 
-    def captures(self, video_sha256: str | None = None) -> list[dict[str, Any]]:
+    def replace_annotations(self, project_id: int, annotations: list[Annotation], tasks: list[int] | None = None,
+                            **meta: str | None) -> None:
+        """Replace a project's annotations (only those of ``tasks``, when given) and set ``meta``, in one transaction."""
+        with self.transaction() as db:
+            if tasks is None:
+                db.execute("DELETE FROM annotations WHERE project_id = ?", (project_id,))
+            else:
+                for start in range(0, len(tasks), 500):
+                    page = tasks[start:start + 500]
+                    db.execute(f"DELETE FROM annotations WHERE project_id = ? AND task_id IN ({','.join('?' * len(page))})",
+                               (project_id, *page))
+            db.executemany(
+                "INSERT OR REPLACE INTO annotations (id, project_id, task_id, frame_key, reviewer_id, reviewer, was_cancelled,"
+                " ground_truth, result, created_at, updated_at, export_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(a.id, project_id, a.task_id, a.frame_key, a.reviewer_id, a.reviewer, a.was_cancelled, a.ground_truth,
+                  json.dumps(a.result), a.created_at, a.updated_at, a.export_file) for a in annotations],
+            )
+            for key, value in meta.items():
+                self.set_meta(key, value)
+
+    def add_export(self, export: Export) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO exports (file, sha256, pulled_at, project_id, tasks, annotations)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       (export.file, export.sha256, export.pulled_at, export.project_id, export.tasks, export.annotations))
+
+    def exports(self) -> list[Export]:
+        """Every archived export, oldest first."""
+        return [Export(**dict(r)) for r in self.db.execute("SELECT * FROM exports ORDER BY pulled_at, file")]
+
+    def exports_in_use(self) -> list[Export]:
+        """The archived exports the workspace's current annotations come from."""
+        rows = self.db.execute("SELECT * FROM exports WHERE file IN (SELECT DISTINCT export_file FROM annotations)"
+                               " ORDER BY pulled_at, file")
+        return [Export(**dict(r)) for r in rows]
+
+    # --- captures of links ------------------------------------------------------------------------
+
+    def captures(self, video_sha256: str | None = None) -> list[Capture]:
         if video_sha256:
             rows = self.db.execute("SELECT * FROM captures WHERE video_sha256 = ? ORDER BY id", (video_sha256,))
         else:
             rows = self.db.execute("SELECT * FROM captures ORDER BY id")
-        return [_decode(row, "record") for row in rows.fetchall()]
+        return [_capture(row) for row in rows]
 
-    def capture_of(self, url: str) -> dict[str, Any] | None:
+    def capture_of(self, url: str) -> Capture | None:
         """The latest capture of a link, matched by the URL as given or by the canonical URL."""
         row = self.db.execute(
             "SELECT * FROM captures WHERE url_given = ? OR canonical_url = ? ORDER BY id DESC LIMIT 1", (url, url)
         ).fetchone()
-        return _decode(row, "record") if row else None
+        return _capture(row) if row else None
 
-    def exports_in_use(self) -> list[dict[str, Any]]:
-        """The archived exports the workspace's current annotations come from."""
-        rows = self.db.execute("SELECT * FROM exports WHERE file IN (SELECT DISTINCT export_file FROM annotations)"
-                               " ORDER BY pulled_at, file")
-        return [dict(r) for r in rows.fetchall()]
+    def add_capture(self, video_sha256: str, info_file: str, record: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO captures (video_sha256, url_given, canonical_url, captured_at, info_file, record)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (video_sha256, record.get("url_given"), record.get("canonical_url"), record["captured_at"], info_file,
+                 _json(record)),
+            )
 
-    def exports(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM exports ORDER BY pulled_at, file").fetchall()]
+    # --- trusted timestamps (RFC 3161 tokens kept in timestamps/) ---------------------------------
+
+    def add_timestamp(self, file: str, kind: str, subject: str, digest: str, log_seq: int, tsa: str, gen_time: str,
+                      sha256: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO timestamps (file, kind, subject, digest, log_seq, tsa, gen_time, sha256)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (file, kind, subject, digest, log_seq, tsa, gen_time, sha256))
+
+    def timestamps(self) -> list[dict[str, Any]]:
+        """Every time-stamp token the workspace holds, oldest first."""
+        return [dict(r) for r in self.db.execute("SELECT * FROM timestamps ORDER BY log_seq, file")]
 
     def path(self, relative: str) -> Path:
         return self.root / relative
+
+
+def _read_only(root: Path, exc: Exception) -> bool:
+    """Whether opening failed because the workspace cannot be written (not because the database is damaged)."""
+    text = str(exc).lower()
+    return ("readonly" in text or "read-only" in text or "unable to open" in text) and not _writable(root)
+
+
+def _writable_fs(root: Path) -> bool:
+    return not (os.statvfs(root).f_flag & os.ST_RDONLY)
+
+
+def _writable(root: Path) -> bool:
+    return os.access(root, os.W_OK) and os.access(root / DB_NAME, os.W_OK) and _writable_fs(root)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open for reading without writing anything: the journal must already be merged (a verify that finished
+    closes it), since a read-only folder cannot hold SQLite's shared-memory file."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db.execute("SELECT 1 FROM meta LIMIT 1")
+        except sqlite3.OperationalError:
+            raise WorkspaceError(f"{path}: read-only, with changes still in its journal ({wal.name}); make the workspace "
+                                 "writable once (any verify command merges them), then it can be read read-only")
+    else:
+        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    db.row_factory = sqlite3.Row
+    return db
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -337,30 +557,22 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _decode(row: sqlite3.Row, *json_fields: str) -> dict[str, Any]:
-    record = dict(row)
-    for name in json_fields:
-        if record.get(name) is not None:
-            record[name] = json.loads(record[name])
-    return record
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file so that a crash leaves either the old or the new content, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def _video(row: sqlite3.Row) -> Video:
+    return Video(**{**dict(row), "metadata": json.loads(row["metadata"]), "provenance": json.loads(row["provenance"])})
 
+
+def _frame(row: sqlite3.Row) -> Frame:
+    return Frame(**{**dict(row), "extractor": json.loads(row["extractor"]) if row["extractor"] else {}})
+
+
+def _annotation(row: sqlite3.Row) -> Annotation:
+    return Annotation(**{**dict(row), "was_cancelled": bool(row["was_cancelled"]), "ground_truth": bool(row["ground_truth"]),
+                         "result": json.loads(row["result"])})
+
+
+def _capture(row: sqlite3.Row) -> Capture:
+    return Capture(**{**dict(row), "record": json.loads(row["record"])})

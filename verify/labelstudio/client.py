@@ -85,6 +85,10 @@ class LabelStudioClient:
             return ServerError(f"{self.url}: not found (404) while trying to {what}; is --url the Label Studio address (default port 8080)?")
         if status >= 500:
             return ServerError(f"{self.url}: Label Studio failed ({status}) while trying to {what}; retry, and check the server log")
+        if 200 <= status < 300:  # the SDK could not read the answer: not Label Studio's JSON
+            seen = " ".join(str(exc.body)[:80].split())
+            return ServerError(f"{self.url}: the answer to '{what}' ({status}) is not Label Studio's JSON ({seen!r}); "
+                               "is --url / LABEL_STUDIO_URL a Label Studio?")
         return ServerError(f"{self.url}: Label Studio refused to {what} ({status}): {detail or 'no detail'}")
 
     # --- connection -------------------------------------------------------------------------
@@ -315,6 +319,8 @@ def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def batched(items: list[Any], size: int = IMPORT_BATCH) -> Iterable[list[Any]]:
+def batched(items: list[Any], size: int | None = None) -> Iterable[list[Any]]:
+    """``items`` in lists of ``size`` (default: ``IMPORT_BATCH``, read at call time)."""
+    size = size or IMPORT_BATCH
     for start in range(0, len(items), size):
         yield items[start : start + size]

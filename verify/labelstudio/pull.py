@@ -16,14 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from typing import Any
 
 from verify import custody
-from verify.errors import ServerError, VerifyError
+from verify.clock import file_stamp, now_utc
+from verify.errors import ProjectMissing, ServerError, VerifyError
+from verify.files import atomic_write
 from verify.labelstudio.client import LabelStudioClient, batched
-from verify.workspace import Workspace, atomic_write, now_utc
+from verify.records import Annotation, Export
+from verify.workspace import Workspace
 
 
 EXPORT_PAGE = 500  # task ids per export request (Django refuses 1,000 query fields)
@@ -41,7 +43,7 @@ class PullResult:
     ignored: int = 0  # annotations in the adjudication project by someone other than the lead
 
 
-def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[dict[str, Any]]:
+def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[Annotation]:
     """One record per annotation in a Label Studio JSON export (pure).
 
     Drafts are not annotations and are left out; skipped tasks stay (``was_cancelled``) so a
@@ -58,18 +60,11 @@ def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[dic
             else:
                 reviewer_id = who
                 name = users.get(who) or f"user {who}"
-            records.append({
-                "id": ann["id"],
-                "task_id": task["id"],
-                "frame_key": key,
-                "reviewer_id": reviewer_id,
-                "reviewer": name,
-                "was_cancelled": bool(ann.get("was_cancelled")),
-                "ground_truth": bool(ann.get("ground_truth")),
-                "result": ann.get("result") or [],
-                "created_at": ann.get("created_at"),
-                "updated_at": ann.get("updated_at"),
-            })
+            records.append(Annotation(
+                id=ann["id"], task_id=task["id"], frame_key=key, reviewer_id=reviewer_id, reviewer=name,
+                was_cancelled=bool(ann.get("was_cancelled")), ground_truth=bool(ann.get("ground_truth")),
+                result=ann.get("result") or [], created_at=ann.get("created_at"), updated_at=ann.get("updated_at"),
+            ))
     return records
 
 
@@ -90,7 +85,11 @@ def pull(ws: Workspace, client: LabelStudioClient, full: bool = False) -> PullRe
     adjudication = ws.get_meta("adjudication_project_id")
     if adjudication:
         lead = ws.get_meta("adjudication_lead")
-        decisions = _pull_project(ws, client, int(adjudication), users, lead=lead or "", full=full)
+        try:
+            decisions = _pull_project(ws, client, int(adjudication), users, lead=lead or "", full=full)
+        except ProjectMissing:
+            raise ProjectMissing(f"{client.url}: the adjudication project {adjudication} is gone from the server (the reviewers' "
+                                 "annotations were pulled); run `verify adjudicate` to send the disputed frames to a new one")
         result.lead_decisions = decisions.annotations
         result.ignored = decisions.ignored
         result.export_files += decisions.export_files
@@ -118,34 +117,21 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
         name, exported, sha = _archive(ws, client, project_id, page)
         archived.append((name, sha))
         tasks += exported
-        records += [{**r, "export_file": name} for r in parse_export(exported, users)]
+        records += [replace(r, project_id=project_id, export_file=name) for r in parse_export(exported, users)]
     ignored = 0
     if lead is not None:
-        kept = [r for r in records if not lead or r["reviewer"] == lead]
+        kept = [r for r in records if not lead or r.reviewer == lead]
         ignored = len(records) - len(kept)
-        records = [{**r, "ground_truth": True} for r in kept]
-    with ws.transaction() as db:
-        if since:  # replace the annotations of the changed tasks only
-            for page in pages:
-                db.execute(f"DELETE FROM annotations WHERE project_id = ? AND task_id IN ({','.join('?' * len(page))})",
-                           (project_id, *page))
-        else:
-            db.execute("DELETE FROM annotations WHERE project_id = ?", (project_id,))
-        db.executemany(
-            "INSERT OR REPLACE INTO annotations (id, project_id, task_id, frame_key, reviewer_id, reviewer, was_cancelled,"
-            " ground_truth, result, created_at, updated_at, export_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r["id"], project_id, r["task_id"], r["frame_key"], r["reviewer_id"], r["reviewer"], r["was_cancelled"],
-              r["ground_truth"], json.dumps(r["result"]), r["created_at"], r["updated_at"], r["export_file"]) for r in records],
-        )
-        ws.set_meta(mark, latest or since)
-        ws.set_meta("last_pull_at", now_utc())
+        records = [replace(r, ground_truth=True) for r in kept]
+    changed = [task for page in pages for task in page] if since else None  # None: the whole project
+    ws.replace_annotations(project_id, records, changed, **{mark: latest or since, "last_pull_at": now_utc()})
     custody.record(ws, "pull", outputs=archived, server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, full=not since,
                    tasks=len(tasks), annotations=len(records),
-                   annotations_by=dict(Counter(r["reviewer"] for r in records)), lead=lead)
+                   annotations_by=dict(Counter(r.reviewer for r in records)), lead=lead)
     return PullResult(
         export_files=[name for name, _ in archived], full=not since, tasks=len(tasks), annotations=len(records),
-        skipped=sum(r["was_cancelled"] for r in records), reviewers=len({r["reviewer_id"] for r in records}),
+        skipped=sum(r.was_cancelled for r in records), reviewers=len({r.reviewer_id for r in records}),
         ignored=ignored,
     )
 
@@ -160,13 +146,8 @@ def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: lis
     if not isinstance(tasks, list):
         raise ServerError(f"{client.url}: the export of project {project_id} is not a list of tasks")
     sha = hashlib.sha256(raw).hexdigest()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    name = f"exports/{stamp}-project{project_id}-{sha[:12]}.json"
+    name = f"exports/{file_stamp()}-project{project_id}-{sha[:12]}.json"
     atomic_write(ws.path(name), raw, mode=0o444)
-    annotations = sum(len(t.get("annotations") or []) for t in tasks)
-    with ws.transaction() as db:
-        db.execute(
-            "INSERT OR REPLACE INTO exports (file, sha256, pulled_at, project_id, tasks, annotations) VALUES (?, ?, ?, ?, ?, ?)",
-            (name, sha, now_utc(), project_id, len(tasks), annotations),
-        )
+    ws.add_export(Export(file=name, sha256=sha, pulled_at=now_utc(), project_id=project_id, tasks=len(tasks),
+                         annotations=sum(len(t.get("annotations") or []) for t in tasks)))
     return name, tasks, sha

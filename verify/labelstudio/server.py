@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from verify.errors import ServerError
-from verify.workspace import atomic_write
+from verify.files import atomic_write
 
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"

@@ -45,10 +45,22 @@ class Picture:
     gain: float  # luma differences × gain are on the full 0-255 scale (limited-range video spans 16-235)
 
     def pixel_sha256(self) -> str:
-        """sha256 of the decoded picture in the decoder's own pixel format, before any conversion."""
+        """sha256 of the decoded picture in the decoder's own pixel format, before any conversion.
+
+        PyAV's array of the picture where it has one (so hashes recorded before stay valid);
+        where it has none (4:2:0 and 4:2:2 of odd width or height, alpha, P010…) the planes'
+        rows without their padding, one plane after the other; formats with packed or padded
+        pixels it cannot lay out are hashed as their colour rendering.
+        """
         try:
             data = self.frame.to_ndarray()
-        except (ValueError, NotImplementedError):  # a format numpy has no layout for: hash its colour rendering
+        except (AssertionError, ValueError, NotImplementedError):  # PyAV asserts even sizes for 4:2:0/4:2:2
+            planes = _plane_rows(self.frame)
+            if planes is not None:
+                digest = hashlib.sha256()
+                for rows in planes:
+                    digest.update(np.ascontiguousarray(rows).data)
+                return digest.hexdigest()
             data = self.frame.to_ndarray(format="bgr24")
         data = data if isinstance(data, np.ndarray) else np.concatenate([np.ravel(d) for d in data])
         return hashlib.sha256(np.ascontiguousarray(data).data).hexdigest()
@@ -63,15 +75,54 @@ class Picture:
 
 
 def _gain(frame: av.VideoFrame) -> float:
-    full = frame.color_range == 2 or frame.format.name.startswith("yuvj") or frame.format.name not in _LUMA_FIRST
+    name = frame.format.name
+    full = frame.color_range == 2 or name.startswith("yuvj") or (name not in _LUMA_FIRST and _deep_luma(frame) is None)
     return 1.0 if full else 255 / 219
 
 
+def _deep_luma(frame: av.VideoFrame) -> tuple[str, int] | None:
+    """(numpy dtype, bits to drop) of a 9-16-bit luma first plane (yuv420p10le, p010le, gray12le…), else None."""
+    fmt = frame.format
+    first = fmt.components[0] if fmt.components else None
+    if first is None or first.plane != 0 or not 8 < first.bits <= 16 or fmt.is_rgb or fmt.is_bayer or fmt.has_palette:
+        return None
+    if not (fmt.name.startswith(("yuv", "gray", "p0", "p2", "p4", "nv")) and fmt.name.endswith(("le", "be"))):
+        return None
+    shift = 16 - first.bits if fmt.name.startswith(("p0", "p2", "p4")) else 0  # P010 & co keep their bits high
+    return (">u2" if fmt.is_big_endian else "<u2"), shift + first.bits - 8
+
+
 def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The luma plane as 8-bit grey, without copying where the decoder's own format allows."""
     if frame.format.name in _LUMA_FIRST:
         plane = frame.planes[0]
         return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-    return frame.to_ndarray(format="gray")  # 10-bit, RGB, palette…: converted by swscale
+    deep = _deep_luma(frame)
+    if deep is not None:  # 10/12/16-bit: the top 8 bits of each sample
+        dtype, drop = deep
+        plane = frame.planes[0]
+        samples = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // 2)[:, : plane.width]
+        return (samples >> drop).astype(np.uint8)
+    return frame.to_ndarray(format="gray")  # RGB, palette, packed YUV…: converted by swscale
+
+
+def _plane_rows(frame: av.VideoFrame) -> list[np.ndarray] | None:
+    """Each plane's rows without line padding, for formats whose planes hold whole samples side by side."""
+    fmt = frame.format
+    if fmt.is_bit_stream or fmt.is_bayer or fmt.has_palette or not fmt.components:
+        return None
+    per_plane: dict[int, int] = {}
+    for c in fmt.components:
+        per_plane[c.plane] = per_plane.get(c.plane, 0) + (1 if c.bits <= 8 else 2)
+    if not fmt.is_planar and len(fmt.components) > 1:  # packed pixels (RGB, YUYV…): the layout is not known here
+        return None
+    out = []
+    for index, plane in enumerate(frame.planes):
+        row = plane.width * per_plane.get(index, 0)
+        if row == 0 or row > plane.line_size:
+            return None
+        out.append(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :row])
+    return out
 
 
 class Video:
@@ -91,8 +142,8 @@ class Video:
         self.width, self.height = ctx.width, ctx.height
         if max_pixels and self.width * self.height > max_pixels:
             self.close()
-            raise MediaError(f"frames of {self.width}×{self.height} exceed the pixel cap of {max_pixels:,}; refused "
-                             "(raise frames.max_pixels in the case file if this is intended)")
+            raise MediaError(f"frames of {self.width}×{self.height} exceed the pixel cap of {max_pixels:,} (8K UHD); "
+                             "not decoded: verify refuses larger video as a guard against decoder memory bombs")
         self.max_pixels = max_pixels
         self.stream.thread_type = "AUTO"
         ctx.thread_count = max(1, threads)

@@ -1,12 +1,14 @@
 """Frames: pick the keyframes reviewers will see.
 
 One pass over the decoded stream (``verify.media.decode``). Per frame, only cheap work on a small grey
-copy of the luma plane: a difference against the previous frame finds hard cuts, one against
-the shot's first frame finds fades and dissolves; blank (near-uniform) frames are skipped; a
-Laplacian variance scores sharpness. Each shot is cut into windows of at most
-``max_interval_s``; the sharpest frame of each window is a candidate. A candidate whose
-perceptual hash is within ``dup_distance`` bits of a frame already kept from this video is
-dropped. Kept frames are written as JPEG and recorded with their presentation time (from the
+copy of the luma plane, fed to a ``verify.media.select.Selector``: shots are cut by hard cuts
+(a difference well above its neighbours', not a flash) and by fades, dissolves and wipes that
+end in another picture; motion inside a shot (pans, zooms, passers-by, shake) makes no shot.
+Within a shot a frame is taken when the view changes (unlike every frame kept from the shot,
+a shift or zoom taken out), the sharpest picture of a short window; ``max_interval_s`` bounds
+the gap only while the view keeps changing, so a static shot gives one frame. Blank frames and
+frames inside transitions are never kept. A pick whose perceptual hash is within
+``dup_distance`` bits of a frame already kept from this video is dropped. Kept frames are written as JPEG and recorded with their presentation time (from the
 stream, never index ÷ fps), index, shot, sha256 of the JPEG, sha256 of the decoded pixels and
 the perceptual hash. Preview mode (``mode="preview"``) decodes only the stream's keyframes: fast,
 but shots between keyframes can be missed, and its frames say so. After all videos, frames that match a frame of another video (a
@@ -17,21 +19,21 @@ Each video is decoded in its own process (``verify.media.isolate``): a hang or c
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
+import math
 import os
 import shutil
-import statistics
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from verify import __version__, custody
-from verify.errors import MediaError, VerifyError
-from verify.media.isolate import map_isolated, run_isolated
+from verify.errors import MediaError, OptionError
+from verify.media.isolate import map_isolated, report_failure, run_isolated
 from verify.media.decode import decode_at
+from verify.records import Frame, Video
 from verify.workspace import Workspace
 
 EXTRACTOR = f"verify.frames/{__version__}"
@@ -41,11 +43,11 @@ EXTRACTOR = f"verify.frames/{__version__}"
 class FrameParams:
     """Tuning of keyframe selection; recorded with every frame."""
 
-    max_interval_s: float = 2.0  # a long shot still gets a frame at least this often
-    cut_threshold: float = 12.0  # mean absolute grey difference (0-255) that can be a cut…
-    cut_ratio: float = 4.0  # …if it is also this many times the recent typical difference
-    gradual_threshold: float = 15.0  # difference from the shot's first frame that starts a fade or dissolve
-    settle_ratio: float = 2.5  # a transition ends when frame differences fall back under this × the typical one
+    max_interval_s: float = 2.0  # while the view keeps changing, a frame at least this often (a static shot: one)
+    cut_threshold: float = 8.0  # mean absolute grey difference (0-255) to the previous picture that can be a cut…
+    cut_ratio: float = 3.0  # …if it is also this many times the average difference of its neighbours
+    view_change: float = 0.45  # 1 − correlation of the coarse picture with every frame kept from the shot: a new view
+    drift: float = 0.15  # a smaller change that still gives a frame once max_interval_s has passed
     blank_std: float = 5.0  # grey standard deviation below which a frame is blank
     dup_distance: int = 6  # perceptual-hash bits: closer frames of one video are duplicates…
     replace_ratio: float = 1.5  # …and a later one replaces the kept one only if this much sharper
@@ -56,6 +58,15 @@ class FrameParams:
     timeout_s: float = 900.0  # per video
     threads: int = 2  # decoder threads per video
     mode: str = "full"  # "full": every picture decoded; "preview": the stream's keyframes only
+
+    def select_params(self):
+        """The selector's tuning (``verify.media.select.SelectParams``; its other values are its defaults)."""
+        from dataclasses import fields
+
+        from verify.media.select import SelectParams
+
+        names = {f.name for f in fields(SelectParams)}
+        return SelectParams(**{k: v for k, v in asdict(self).items() if k in names})
 
 
 @dataclass
@@ -97,18 +108,18 @@ def analysis_size(width: int, height: int, target: int) -> tuple[int, int]:
 
 def sharpness(small) -> float:
     """Variance of the Laplacian: high for crisp detail, low for blur and motion smear."""
-    import cv2
+    from verify.media.select import sharpness as laplacian_variance
 
-    return cv2.norm(cv2.Laplacian(small, cv2.CV_16S), cv2.NORM_L2SQR) / small.size  # its mean is ~0
+    return laplacian_variance(small)
 
 
 def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """Decode one video and write its keyframes into ``out_dir``. Runs in a child process.
 
-    Per decoded picture only cheap work, on a small grey copy of the luma plane: difference
-    to the previous picture (hard cuts) and to the shot's first (fades, dissolves), standard
-    deviation (blank frames) and Laplacian variance (sharpness). Only a window's winner is
-    converted to colour, hashed and written as JPEG.
+    Per decoded picture only cheap work, on a small grey copy of the luma plane, fed to a
+    ``verify.media.select.Selector`` (cuts, transitions, views, sharpness). Only its picks are
+    converted to colour, hashed and written as JPEG; a pick within ``dup_distance`` bits of a
+    frame already kept from this video is dropped unless clearly sharper (then it replaces it).
 
     Returns {"frames": [...], "measured": {...}, "warning": str}.
     Raises:
@@ -118,110 +129,61 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
     import numpy as np
 
     from verify.media.decode import Video
+    from verify.media.select import Selector, sharpness as sharpness_of
 
     p = FrameParams(**params)
     preview = p.mode == "preview"
+    selector = Selector(p.select_params())
     kept: list[tuple[float, Future]] = []  # (sharpness, the frame being written in the background)
     hashes: list[int] = []
     suppressed = blank = 0
-    diffs: deque[float] = deque(maxlen=25)
     times: list[float] = []
-    prev = None
-    anchor = None  # the first frame of the current shot, for gradual transitions
-    transition_start: float | None = None  # set while inside a fade, dissolve or long camera move
-    settled = 0.0  # the typical frame difference before the transition began
-    shot = gradual = 0
-    window_start: float | None = None
-    best: tuple[float, Any, Any, int] | None = None  # sharpness, picture, small grey, shot
 
-    def close_window() -> None:
-        nonlocal best, suppressed
-        if best is None:
-            return
-        score, picture, small, frame_shot = best
-        best = None
+    def keep(pick) -> None:
+        nonlocal suppressed
+        picture, small = pick.payload, pick.small
         h = phash(small)
         twin = next((i for i, other in enumerate(hashes) if hamming(h, other) <= p.dup_distance), None)
         if twin is not None:  # the same picture again: keep whichever is clearly sharper
             suppressed += 1
-            if score <= p.replace_ratio * kept[twin][0]:
+            if pick.sharpness <= p.replace_ratio * kept[twin][0]:
                 return
             _, replaced = kept.pop(twin)
             hashes.pop(twin)
             Path(out_dir, replaced.result()["file"]).unlink(missing_ok=True)
         hashes.append(h)
-        record = {"t_ms": picture.t_ms, "frame_index": picture.index, "shot": frame_shot, "phash": f"{h:016x}",
-                  "sharpness": round(score, 2)}
-        kept.append((score, writer.submit(write_frame, picture, record, out_dir, p.jpeg_quality)))
-
-    def new_shot(first) -> None:
-        nonlocal shot, window_start, transition_start, anchor
-        shot += 1
-        window_start = transition_start = None
-        diffs.clear()
-        anchor = first
+        record = {"t_ms": picture.t_ms, "frame_index": picture.index, "shot": pick.shot, "phash": f"{h:016x}",
+                  "sharpness": pick.sharpness}
+        kept.append((pick.sharpness, writer.submit(write_frame, picture, record, out_dir, p.jpeg_quality)))
 
     with Video(path, threads=p.threads, keyframes_only=preview, max_pixels=p.max_pixels) as video, \
             ThreadPoolExecutor(max_workers=1) as writer:
         facts = video.facts()
         shape = size = None
-        ahead = max(1, min(4, (64 << 20) // max(1, video.width * video.height * 3 // 2)))  # ≤ ~64 MB of pictures queued
+        # pictures queued ahead plus those the selector holds for look-ahead: ≤ ~64 MB
+        ahead = max(1, min(4, (64 << 20) // max(1, video.width * video.height * 3 // 2)))
         for picture in video.pictures(prefetch=ahead):
-            t_ms = picture.t_ms
-            times.append(t_ms)
+            times.append(picture.t_ms)
             luma = picture.luma
             if luma.shape != shape:  # the first picture, or the resolution changed mid-stream
-                if shape is not None:
-                    close_window()
-                    new_shot(None)
-                    prev = None
                 shape, size = luma.shape, analysis_size(luma.shape[1], luma.shape[0], p.analysis_width)
             small = cv2.resize(luma, size, interpolation=cv2.INTER_NEAREST)
-            blank_picture = float(cv2.meanStdDev(small)[1][0, 0]) * picture.gain < p.blank_std
-            if preview:  # every keyframe is its own window; no shot detection between keyframes
-                close_window()
-                window_start = None
-            elif prev is not None:
-                d = cv2.norm(small, prev, cv2.NORM_L1) / small.size * picture.gain
-                typical = statistics.median(diffs) if diffs else 0.0
-                if d > p.cut_threshold and d > p.cut_ratio * max(typical, 1.0):  # a hard cut
-                    close_window()
-                    new_shot(small)
-                elif transition_start is not None:
-                    # inside a fade or dissolve: no candidates until the picture holds still again
-                    # (or, for a long camera move, until max_interval has passed)
-                    # (a fade's black hold is still the transition: it ends on a picture with content)
-                    still = d <= p.settle_ratio * max(settled, 0.5) and not blank_picture
-                    if still or t_ms - transition_start >= p.max_interval_s * 1000:
-                        gradual += 1
-                        new_shot(small)
-                else:
-                    diffs.append(d)
-                    if anchor is not None and cv2.norm(small, anchor, cv2.NORM_L1) / small.size * picture.gain > p.gradual_threshold:
-                        close_window()  # what the shot showed before the transition
-                        transition_start, settled = t_ms, typical
-            if anchor is None:
-                anchor = small
-            prev = small
-            if transition_start is not None:
+            if preview:  # every non-blank keyframe is a candidate; no shot detection between keyframes
+                if float(cv2.meanStdDev(small)[1][0, 0]) * picture.gain < p.blank_std:
+                    blank += 1
+                    continue
+                keep(_Preview(picture.t_ms, round(sharpness_of(small), 2), small, picture))
                 continue
-            if window_start is not None and t_ms - window_start >= p.max_interval_s * 1000:
-                close_window()
-                window_start = None
-            if window_start is None:
-                window_start = t_ms
-            if blank_picture:
-                blank += 1
-                continue
-            score = sharpness(small)
-            if best is None or score > best[0]:
-                best = (score, picture, small, shot)
-        close_window()
+            for pick in selector.feed(small, picture.t_ms, picture, picture.gain):
+                keep(pick)
+        for pick in selector.finish():
+            keep(pick)
         frames = [future.result() for _, future in kept]
         decode_errors, last_error = video.decode_errors, video.last_error
     if not times:
         raise MediaError(f"the video stream has no decodable frame{f' ({last_error})' if last_error else ''}")
 
+    counts = selector.counts
     decoded = len(times)
     steps = np.diff(np.array(times)) if len(times) > 1 else np.array([])
     step = float(np.median(steps)) if steps.size else 0.0
@@ -234,9 +196,11 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
         "duration_s": round((times[-1] - times[0] + (step if not preview else 0)) / 1000, 3),
         "measured_fps": None if preview or step <= 0 else round(1000 / step, 3),
         "variable_frame_rate": None if preview else bool(steps.size and float(steps.std()) > 0.05 * step),
-        "shots": None if preview else shot + 1,
-        "gradual_transitions": gradual,
-        "blank_frames": blank,
+        "shots": None if preview else counts.shots,
+        "cuts": None if preview else counts.cuts,
+        "gradual_transitions": counts.gradual_transitions,
+        "flashes": counts.flashes,
+        "blank_frames": blank if preview else counts.blank_frames,
         "near_duplicates_dropped": suppressed,
         "decode_errors": decode_errors,
         "nominal_fps": facts["nominal_fps"],
@@ -244,12 +208,27 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
         "decoder": facts["reader"],
     }
     warnings = []
+    if not frames and measured["blank_frames"]:
+        warnings.append(f"every decoded picture was blank ({measured['blank_frames']} of {decoded}): no frame to review")
+    if not preview and times[0] > 1000:  # times count from the stream's start
+        warnings.append(f"the first {times[0] / 1000:.2f} s of the stream could not be decoded; frames start there")
     if (not preview and estimate and decoded < 0.9 * estimate) or (last_error and not decode_errors):
         warnings.append(f"decoding stopped after {decoded} of ~{estimate or '?'} frames (at {times[-1] / 1000:.2f} s): "
                         "the file looks truncated or corrupt; the frames decoded so far are kept")
     if decode_errors:
         warnings.append(f"{decode_errors} corrupt packet(s) skipped ({last_error}); the picture may have glitches there")
     return {"frames": sorted(frames, key=lambda r: r["t_ms"]), "measured": measured, "warning": "; ".join(warnings)}
+
+
+@dataclass
+class _Preview:
+    """A keyframe offered as it is (preview mode): the fields of a ``select.Pick`` that ``keep`` reads."""
+
+    t_ms: float
+    sharpness: float
+    small: Any
+    payload: Any
+    shot: int = 0
 
 
 def write_frame(picture, record: dict[str, Any], out_dir: str, quality: int) -> dict[str, Any]:
@@ -263,7 +242,12 @@ def write_frame(picture, record: dict[str, Any], out_dir: str, quality: int) -> 
     data = jpeg.tobytes()
     pixel_sha = picture.pixel_sha256()
     name = f"{int(round(picture.t_ms)):09d}ms-{pixel_sha[:12]}.jpg"
-    Path(out_dir, name).write_bytes(data)
+    try:
+        Path(out_dir, name).write_bytes(data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise MediaError("no space left on the workspace's disk; free some and run `verify frames` again") from None
+        raise
     return {**record, "file": name, "sha256": hashlib.sha256(data).hexdigest(), "pixel_sha256": pixel_sha,
             "width": int(image.shape[1]), "height": int(image.shape[0])}
 
@@ -284,10 +268,10 @@ def extract(
     videos = pending(ws, params, redo)
     jobs = []
     for video in videos:
-        tmp = ws.path("frames") / f".tmp-{video['sha256'][:16]}-{os.getpid()}"
+        tmp = ws.path("frames") / f".tmp-{video.sha256[:16]}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        jobs.append((str(ws.path(video["evidence"])), str(tmp), asdict(params)))
+        jobs.append((str(ws.path(video.evidence)), str(tmp), asdict(params)))
     by_path = {job[0]: video for job, video in zip(jobs, videos)}
     results = []
     for (path, tmp, _), outcome in map_isolated(extract_video, jobs, params.timeout_s, workers):
@@ -303,75 +287,72 @@ def extract(
     return results
 
 
-def pending(ws: Workspace, params: FrameParams, redo: bool = False) -> list[dict]:
+def pending(ws: Workspace, params: FrameParams, redo: bool = False) -> list[Video]:
     """Videos to extract: those without frames; a preview does not count as done for a full extraction."""
     done = ("ok", "partial", "preview") if params.mode == "preview" else ("ok", "partial")
-    return [v for v in ws.videos() if redo or v["frames_status"] not in done]
+    return [v for v in ws.videos() if redo or v.frames_status not in done]
 
 
 PREVIEW_NOTE = "preview: the stream's keyframes only, shots between them may be missing; run `verify frames` for a full extraction"
 
 
-def _record(ws: Workspace, video: dict, tmp: Path, outcome, params: FrameParams) -> VideoFrames:
-    sha = video["sha256"]
-    result = VideoFrames(sha256=sha, source_id=video["source_id"], ok=outcome.ok)
+def _record(ws: Workspace, video: Video, tmp: Path, outcome, params: FrameParams) -> VideoFrames:
+    sha = video.sha256
+    result = VideoFrames(sha256=sha, source_id=video.source_id, ok=outcome.ok)
     if not outcome.ok:
+        report_failure(video.source_id, outcome)
         result.message = outcome.error
-        with ws.transaction() as db:
-            db.execute("UPDATE videos SET frames_status = 'failed', frames_note = ? WHERE sha256 = ?", (outcome.error, sha))
-        custody.record(ws, "extract", inputs=[(video["evidence"], sha)], source_id=video["source_id"], status="failed",
+        ws.record_frames_failed(sha, outcome.error)
+        custody.record(ws, "extract", inputs=[(video.evidence, sha)], source_id=video.source_id, status="failed",
                        error=outcome.error)
         return result
     value = outcome.value
     final = ws.path("frames") / sha[:16]
     final.mkdir(exist_ok=True)
     extractor = {"name": EXTRACTOR, "decoder": value["measured"]["decoder"], "params": asdict(params)}
-    rows = []
+    frames = []
     for f in value["frames"]:
         os.replace(tmp / f["file"], final / f["file"])
-        key = frame_key(sha, f["t_ms"], f["pixel_sha256"])
-        rows.append((key, sha, f["t_ms"], f["frame_index"], f["shot"], str((final / f["file"]).relative_to(ws.root)),
-                     f["sha256"], f["pixel_sha256"], f["phash"], f["width"], f["height"], f["sharpness"],
-                     _dumps(extractor)))
+        frames.append(Frame(
+            key=frame_key(sha, f["t_ms"], f["pixel_sha256"]), video_sha256=sha, t_ms=f["t_ms"], frame_index=f["frame_index"],
+            shot=f["shot"], file=str((final / f["file"]).relative_to(ws.root)), sha256=f["sha256"],
+            pixel_sha256=f["pixel_sha256"], phash=f["phash"], width=f["width"], height=f["height"],
+            sharpness=f["sharpness"], extractor=extractor, fingerprint=f.get("fingerprint"),
+        ))
     status = "preview" if params.mode == "preview" else "partial" if value["warning"] else "ok"
     note = "; ".join(filter(None, [PREVIEW_NOTE if params.mode == "preview" else "", value["warning"]])) or None
-    metadata = {**video["metadata"], "measured": value["measured"]}
-    with ws.transaction() as db:
-        db.executemany(
-            "INSERT OR IGNORE INTO frames (key, video_sha256, t_ms, frame_index, shot, file, sha256, pixel_sha256,"
-            " phash, width, height, sharpness, extractor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        db.execute(
-            "UPDATE videos SET frames_status = ?, frames_note = ?, metadata = ? WHERE sha256 = ?",
-            (status, note, _dumps(metadata), sha),
-        )
-    custody.record(ws, "extract", inputs=[(video["evidence"], sha)], outputs=[(r[5], r[6]) for r in rows],
-                   source_id=video["source_id"], extractor=extractor, status=status)
-    result.frames, result.warning, result.measured = len(rows), value["warning"], value["measured"]
+    try:
+        ws.record_frames(sha, frames, status, note, {**video.metadata, "measured": value["measured"]})
+    except BaseException:  # not recorded (a full disk, a kill): leave no unrecorded JPEG behind
+        known = {f.file for f in ws.frames(sha)}
+        for f in frames:
+            if f.file not in known:
+                ws.path(f.file).unlink(missing_ok=True)
+        raise
+    custody.record(ws, "extract", inputs=[(video.evidence, sha)], outputs=[(f.file, f.sha256) for f in frames],
+                   source_id=video.source_id, extractor=extractor, status=status)
+    result.frames, result.warning, result.measured = len(frames), value["warning"], value["measured"]
     shots = value["measured"]["shots"]
-    result.message = f"{len(rows)} frames from {shots} shots" if shots else f"{len(rows)} frames ({PREVIEW_NOTE})"
+    result.message = f"{len(frames)} frames from {shots} shots" if shots else f"{len(frames)} frames ({PREVIEW_NOTE})"
     return result
 
 
 def link_reuploads(ws: Workspace, distance: int) -> int:
     """Link each frame to a near-identical frame of an earlier-ingested video; return new links."""
-    videos = [v["sha256"] for v in ws.videos()]
-    order = {sha: i for i, sha in enumerate(videos)}
-    frames = sorted(ws.frames(), key=lambda f: (order[f["video_sha256"]], f["t_ms"]))
+    order = {v.sha256: i for i, v in enumerate(ws.videos())}
+    frames = sorted(ws.frames(), key=lambda f: (order[f.video_sha256], f.t_ms))
     originals: list[tuple[int, str, str]] = []  # (hash, key, video)
-    links = []
+    links = {}
     for f in frames:
-        h = int(f["phash"], 16)
-        match = next((key for oh, key, vid in originals if vid != f["video_sha256"] and hamming(h, oh) <= distance), None)
+        h = int(f.phash, 16)
+        match = next((key for oh, key, vid in originals if vid != f.video_sha256 and hamming(h, oh) <= distance), None)
         if match:
-            if f["duplicate_of"] != match:
-                links.append((match, f["key"]))
+            if f.duplicate_of != match:
+                links[f.key] = match
         else:
-            originals.append((h, f["key"], f["video_sha256"]))
+            originals.append((h, f.key, f.video_sha256))
     if links:
-        with ws.transaction() as db:
-            db.executemany("UPDATE frames SET duplicate_of = ? WHERE key = ?", links)
+        ws.link_reuploads(links)
     return len(links)
 
 
@@ -385,24 +366,27 @@ class FrameCheck:
     time_match: bool
     jpeg_intact: bool
     decoded_pixel_sha256: str = ""
+    as_logged: bool = True  # the record's JPEG sha256 is the one custody.log recorded for it
 
     @property
     def ok(self) -> bool:
-        return self.pixels_match and self.time_match and self.jpeg_intact
+        return self.pixels_match and self.time_match and self.jpeg_intact and self.as_logged
 
 
 def parse_at(spec: str) -> tuple[str, float]:
     """'SOURCE_OR_SHA@SECONDS' or '…@H:MM:SS.mmm' → (video reference, milliseconds)."""
     video, sep, when = spec.rpartition("@")
     if not sep or not video or not when:
-        raise VerifyError(f"--at {spec!r}: write VIDEO@TIME, e.g. militants-at-gate@4.8 or 5caa480b@0:00:04.800")
+        raise OptionError("at", f"{spec!r}: write VIDEO@TIME, e.g. militants-at-gate@4.8 or 5caa480b@0:00:04.800")
     try:
         parts = [float(p) for p in when.split(":")]
     except ValueError:
-        raise VerifyError(f"--at {spec!r}: {when!r} is not a time (seconds, or H:MM:SS.mmm)")
+        raise OptionError("at", f"{spec!r}: {when!r} is not a time (seconds, or H:MM:SS.mmm)")
     seconds = 0.0
     for part in parts:
         seconds = seconds * 60 + part
+    if not math.isfinite(seconds) or seconds < 0 or any(p < 0 for p in parts):
+        raise OptionError("at", f"{spec!r}: {when!r} is not a time in the video (seconds from its start, or H:MM:SS.mmm)")
     return video, seconds * 1000
 
 
@@ -414,36 +398,33 @@ def check_frame(ws: Workspace, spec: str, timeout: float = 900.0) -> FrameCheck:
             when the evidence cannot be decoded.
     """
     reference, t_ms = parse_at(spec)
-    videos = [v for v in ws.videos() if v["source_id"] == reference or v["sha256"].startswith(reference.lower())]
+    videos = [v for v in ws.videos() if v.source_id == reference or v.sha256.startswith(reference.lower())]
     if len(videos) != 1:
-        known = ", ".join(sorted({v["source_id"] for v in ws.videos()})) or "none"
-        raise VerifyError(f"--at {spec!r}: {'no' if not videos else 'more than one'} video matches {reference!r} (sources: {known}); "
+        known = ", ".join(sorted({v.source_id for v in ws.videos()})) or "none"
+        raise OptionError("at", f"{spec!r}: {'no' if not videos else 'more than one'} video matches {reference!r} (sources: {known}); "
                           "use the sha256 prefix")
     video = videos[0]
-    frames = ws.frames(video["sha256"])
+    frames = ws.frames(video.sha256)
     if not frames:
-        raise VerifyError(f"--at {spec!r}: {video['source_id']} has no frames yet; run `verify frames`")
-    frame = min(frames, key=lambda f: abs(f["t_ms"] - t_ms))
-    if abs(frame["t_ms"] - t_ms) > 500:
-        times = ", ".join(f"{f['t_ms'] / 1000:.3f}" for f in frames[:12])
-        raise VerifyError(f"--at {spec!r}: no stored frame within 0.5 s; {video['source_id']} has frames at {times} s")
-    extractor = frame["extractor"] or {}
+        raise OptionError("at", f"{spec!r}: {video.source_id} has no frames yet; run `verify frames`")
+    frame = min(frames, key=lambda f: abs(f.t_ms - t_ms))
+    if abs(frame.t_ms - t_ms) > 500:
+        times = ", ".join(f"{f.t_ms / 1000:.3f}" for f in frames[:12])
+        raise OptionError("at", f"{spec!r}: no stored frame within 0.5 s; {video.source_id} has frames at {times} s")
+    extractor = frame.extractor or {}
     if extractor.get("name") != EXTRACTOR:
-        raise VerifyError(f"--at {spec!r}: this frame was extracted by {extractor.get('name')}, not {EXTRACTOR}; "
+        raise OptionError("at", f"{spec!r}: this frame was extracted by {extractor.get('name')}, not {EXTRACTOR}; "
                           "its pixels can only be re-checked by that version (or re-extract with `verify frames --redo`)")
-    preview = extractor.get("params", {}).get("mode") == "preview"
-    outcome = run_isolated(decode_at, (str(ws.path(video["evidence"])), frame["frame_index"], preview), timeout)
+    outcome = run_isolated(decode_at, (str(ws.path(video.evidence)), frame.frame_index, frame.preview), timeout)
     if not outcome.ok:
-        raise MediaError(f"{video['source_id']}: {outcome.error}")
-    jpeg = ws.path(frame["file"])
-    intact = jpeg.is_file() and hashlib.sha256(jpeg.read_bytes()).hexdigest() == frame["sha256"]
+        raise MediaError(f"{video.source_id}: {outcome.error}")
+    jpeg = ws.path(frame.file)
+    intact = jpeg.is_file() and hashlib.sha256(jpeg.read_bytes()).hexdigest() == frame.sha256
+    logged = custody.logged_files(ws, custody.read_entries(ws))[0].get(frame.file)
     return FrameCheck(
-        key=frame["key"], source_id=video["source_id"], t_ms=frame["t_ms"], frame_index=frame["frame_index"],
-        pixels_match=outcome.value["pixel_sha256"] == frame["pixel_sha256"],
-        time_match=abs(outcome.value["t_ms"] - frame["t_ms"]) < 0.01,
+        key=frame.key, source_id=video.source_id, t_ms=frame.t_ms, frame_index=frame.frame_index,
+        pixels_match=outcome.value["pixel_sha256"] == frame.pixel_sha256,
+        time_match=abs(outcome.value["t_ms"] - frame.t_ms) < 0.01,
         jpeg_intact=intact, decoded_pixel_sha256=outcome.value["pixel_sha256"],
+        as_logged=logged is None or logged[0] == frame.sha256,
     )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -11,6 +11,7 @@ go on.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,20 +23,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from verify import custody
-from verify.case import SIDES, Source, is_web_url
-from verify.errors import MediaError
-from verify.media.isolate import run_isolated
+from verify.case import SIDES, Source, iso_datetime
+from verify.clock import now_utc
+from verify.errors import MediaError, OptionError
+from verify.files import atomic_write
+from verify.media.isolate import report_failure, run_isolated
 from verify.media.decode import probe
 from verify.media.links import (
+    LinkItem,
     capture,
     capture_record,
-    is_link,
     provenance_from_info,
     read_info_json,
     sidecar_for,
     source_id_for,
 )
-from verify.workspace import Workspace, atomic_write, now_utc
+from verify.records import Capture, Video
+from verify.urls import is_web_url, looks_like_link
+from verify.workspace import Workspace
 
 CHUNK = 1 << 20
 PROBE_TIMEOUT_S = 60.0
@@ -93,30 +98,62 @@ def sniff_container(head: bytes) -> str:
 
 
 def _copy_and_hash(src: Path, evidence_dir: Path) -> tuple[str, Path, int, str]:
-    """Copy ``src`` into ``evidence_dir`` while hashing; return (sha256, temp path, size, container)."""
+    """Copy ``src`` into ``evidence_dir`` while hashing what was copied; return (sha256, temp path, size, container).
+
+    The source must hold still: its size, modification time and inode are compared before and after, and the
+    bytes copied must be as many as it had, so a file still downloading or truncated meanwhile is refused
+    rather than kept as a torn copy. Nothing is left behind on any failure (a full disk included).
+
+    Raises:
+        MediaError: not a video container, changed while copied, unreadable, or the disk is full.
+    """
     digest = hashlib.sha256()
-    tmp = evidence_dir / f".incoming-{os.getpid()}-{src.name[:40].replace(os.sep, '_')}"
+    tmp = evidence_dir / f".incoming-{os.getpid()}-{hashlib.sha256(os.fsencode(src)).hexdigest()[:16]}"
     size = 0
     container = ""
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        while chunk := fin.read(CHUNK):
-            if size == 0:
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            before = os.fstat(fin.fileno())
+            while True:
                 try:
+                    chunk = fin.read(CHUNK)
+                except OSError as exc:
+                    raise MediaError(f"cannot read: {exc.strerror}")
+                if not chunk:
+                    break
+                if size == 0:
                     container = sniff_container(chunk[:4096])
-                except MediaError:
-                    fout.close()
-                    tmp.unlink(missing_ok=True)
-                    raise
-            digest.update(chunk)
-            fout.write(chunk)
-            size += len(chunk)
-        if size == 0:
-            fout.close()
-            tmp.unlink(missing_ok=True)
-            sniff_container(b"")
-        fout.flush()
-        os.fsync(fout.fileno())
+                digest.update(chunk)
+                _write(fout, chunk)
+                size += len(chunk)
+            if size == 0:
+                sniff_container(b"")
+            _write(fout, b"", flush=True)
+            after, now = os.fstat(fin.fileno()), os.stat(src)
+        changed = [what for what, a, b in (("size", before.st_size, after.st_size), ("modification time", before.st_mtime_ns,
+                                                                                       after.st_mtime_ns),
+                                            ("file (replaced)", (before.st_dev, before.st_ino), (now.st_dev, now.st_ino)),
+                                            ("size on disk now", before.st_size, now.st_size)) if a != b]
+        if changed or size != before.st_size:
+            raise MediaError(f"changed while it was being copied ({', '.join(changed) or 'fewer bytes than its size'}: "
+                             f"{before.st_size} bytes before, {size} copied, {now.st_size} now); nothing was kept; "
+                             "ingest it again once it is complete")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return digest.hexdigest(), tmp, size, container
+
+
+def _write(fout: Any, chunk: bytes, flush: bool = False) -> None:
+    try:
+        fout.write(chunk)
+        if flush:
+            fout.flush()
+            os.fsync(fout.fileno())
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise MediaError("no space left on the workspace's disk; nothing was kept; free space and ingest it again")
+        raise MediaError(f"cannot write the evidence copy: {exc.strerror}")
 
 
 def resolve_source(
@@ -129,7 +166,7 @@ def resolve_source(
         source = case.source(source_id)
         if source is None:
             known = ", ".join(s.id for s in case.sources) or "none"
-            raise MediaError(f"--source {source_id!r} is not a source of case {case.id!r} (known: {known}); add it to the case file or omit --source")
+            raise OptionError("source_id", f"{source_id!r} is not a source of case {case.id!r} (known: {known}); add it to the case file or leave it out")
     elif info:
         source = Source(id=source_id_for(info), title=info.get("title") or "Captured post")
     else:
@@ -141,14 +178,17 @@ def resolve_source(
     for key, value in overrides.items():
         if value not in (None, "", ()):
             provenance[key] = list(value) if isinstance(value, tuple) else value
+    if overrides.get("posted_at") and iso_datetime(overrides["posted_at"]) is None:
+        raise OptionError("posted_at", f"{overrides['posted_at']!r} is not an ISO 8601 date or time; write e.g. 2021-07-14 "
+                                       "or 2021-07-14T09:12Z")
     if provenance["side"] not in SIDES:
-        raise MediaError(f"--side {provenance['side']!r} is not allowed; use one of {', '.join(SIDES)}")
+        raise OptionError("side", f"{provenance['side']!r} is not allowed; use one of {', '.join(SIDES)}")
     unknown = [c for c in provenance["claims"] if c not in {c.id for c in case.claims}]
     if unknown:
-        raise MediaError(f"--claim {unknown[0]!r} is not a claim of case {case.id!r}; use one of {', '.join(c.id for c in case.claims)}")
+        raise OptionError("claims", f"{unknown[0]!r} is not a claim of case {case.id!r}; use one of {', '.join(c.id for c in case.claims)}")
     url = provenance.get("url")
     if url and not is_web_url(url):
-        raise MediaError(f"--url {url!r}: only http:// or https:// links (without spaces, quotes or <>) are recorded")
+        raise OptionError("url", f"{url!r}: only http:// or https:// links (without spaces, quotes or <>) are recorded")
     return provenance
 
 
@@ -165,6 +205,8 @@ def ingest_file(
     result = IngestResult(path=str(src), ok=False)
     try:
         if not src.exists():
+            if src.is_symlink():
+                raise MediaError("a symbolic link to nothing (or to itself, in a loop); give the video file itself")
             raise MediaError("file not found")
         if not src.is_file():
             raise MediaError("not a regular file")
@@ -173,26 +215,30 @@ def ingest_file(
         result.message = str(exc)
         return result
     except OSError as exc:
-        result.message = f"cannot read: {exc.strerror}"
+        if exc.errno == errno.ELOOP:
+            result.message = "a symbolic link that loops back on itself; give the video file itself"
+        else:
+            result.message = f"cannot read: {exc.strerror}"
         return result
     result.sha256 = sha
     existing = ws.video(sha)
     if existing:
         tmp.unlink(missing_ok=True)
-        result.ok, result.known, result.source_id = True, True, existing["source_id"]
-        result.message = f"already ingested as source {existing['source_id']} (sha256 {sha[:12]}…)"
+        result.ok, result.known, result.source_id = True, True, existing.source_id
+        result.message = f"already ingested as source {existing.source_id} (sha256 {sha[:12]}…)"
         if capture:
             _keep_capture(ws, sha, info or {}, capture)
             result.message += "; this capture is recorded with it"
         return result
     try:
         provenance = resolve_source(ws, source_id, overrides or {}, sha, info)
-    except MediaError as exc:
+    except OptionError as exc:  # a value from a link list's row (options given to ``ingest`` are checked up front)
         tmp.unlink(missing_ok=True)
         result.message = str(exc)
         return result
     outcome = run_isolated(probe, (str(tmp),), PROBE_TIMEOUT_S)
     if not outcome.ok:
+        report_failure(str(src), outcome)
         tmp.unlink(missing_ok=True)
         result.message = outcome.error
         return result
@@ -201,13 +247,13 @@ def ingest_file(
     os.replace(tmp, evidence)
     os.chmod(evidence, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     metadata = {**outcome.value, "container": container, "size_bytes": size}
-    with ws.transaction() as db:
-        db.execute(
-            "INSERT INTO videos (sha256, source_id, original_path, evidence, size, ingested_at, metadata, provenance)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sha, provenance["source_id"], str(src.resolve()), str(evidence.relative_to(ws.root)), size, now_utc(),
-             _json(metadata), _json(provenance)),
-        )
+    try:
+        ws.add_video(Video(sha256=sha, source_id=provenance["source_id"], original_path=str(src.resolve()),
+                           evidence=str(evidence.relative_to(ws.root)), size=size, ingested_at=now_utc(), metadata=metadata,
+                           provenance=provenance))
+    except BaseException:  # e.g. the disk filled up: no evidence copy without its record
+        evidence.unlink(missing_ok=True)
+        raise
     custody.record(ws, "ingest", inputs=[(str(src.resolve()), sha)], outputs=[(str(evidence.relative_to(ws.root)), sha)],
                    source_id=provenance["source_id"], size=size, container=container)
     if capture or info:
@@ -224,11 +270,7 @@ def _keep_capture(ws: Workspace, sha: str, info: dict[str, Any], record: dict[st
     data = json.dumps(info, indent=1, ensure_ascii=False, sort_keys=True).encode()
     atomic_write(ws.path(name), data, mode=0o444)
     record = {**record, "info_sha256": hashlib.sha256(data).hexdigest()}
-    with ws.transaction() as db:
-        db.execute(
-            "INSERT INTO captures (video_sha256, url_given, canonical_url, captured_at, info_file, record) VALUES (?, ?, ?, ?, ?, ?)",
-            (sha, record.get("url_given"), record.get("canonical_url"), record["captured_at"], name, _json(record)),
-        )
+    ws.add_capture(sha, name, record)
     custody.record(ws, "capture", inputs=[(record.get("url_given") or record.get("canonical_url") or "info JSON", sha)],
                    outputs=[(name, record["info_sha256"])], how=record.get("how"), canonical_url=record.get("canonical_url"),
                    title=info.get("title"), uploader=info.get("uploader"))
@@ -272,10 +314,10 @@ def ingest_link(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _already_captured(ws: Workspace, result: IngestResult, capture_row: dict[str, Any], note: str) -> IngestResult:
-    video = ws.video(capture_row["video_sha256"])
-    result.ok, result.known, result.sha256, result.source_id = True, True, video["sha256"], video["source_id"]
-    result.message = f"already captured {capture_row['captured_at']} as source {video['source_id']}{note}"
+def _already_captured(ws: Workspace, result: IngestResult, earlier: Capture, note: str) -> IngestResult:
+    video = ws.video(earlier.video_sha256)
+    result.ok, result.known, result.sha256, result.source_id = True, True, video.sha256, video.source_id
+    result.message = f"already captured {earlier.captured_at} as source {video.source_id}{note}"
     return result
 
 
@@ -305,10 +347,15 @@ def ingest(
     max_bytes: int | None = None,
     cookies: Path | None = None,
 ) -> list[IngestResult]:
-    """Ingest files and links; each result says ok or why not."""
+    """Ingest files and links; each result says ok or why not.
+
+    Raises:
+        OptionError: ``source_id`` or an override is not acceptable (checked before any input is taken in).
+    """
+    resolve_source(ws, source_id, overrides or {}, "0" * 64)  # the options hold for every input: check them once
     results = []
     for item in items:
-        if isinstance(item, str) and is_link(item):
+        if isinstance(item, str) and looks_like_link(item):
             result = ingest_link(ws, item, source_id, overrides, refresh, max_bytes, cookies)
         else:
             result = ingest_with_sidecar(ws, item, source_id, overrides or {}, info_json)
@@ -318,5 +365,31 @@ def ingest(
     return results
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+def ingest_listed(
+    ws: Workspace,
+    items: list[LinkItem],
+    source_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: Callable[[IngestResult], None] | None = None,
+    refresh: bool = False,
+    max_bytes: int | None = None,
+    cookies: Path | None = None,
+) -> list[IngestResult]:
+    """Ingest the links of a link list (``links.read_link_list``); a row's source, side, claims and notes
+    win over ``source_id`` and ``overrides``, and a bad value in a row fails that row only.
+
+    Raises:
+        OptionError: ``source_id`` or an override is not acceptable (checked before any link is fetched).
+    """
+    overrides = overrides or {}
+    resolve_source(ws, source_id, overrides, "0" * 64)
+    results = []
+    for item in items:
+        given = {**overrides, "side": item.side or overrides.get("side"), "claims": item.claims or overrides.get("claims")}
+        if item.notes:
+            given["description"] = item.notes
+        result = ingest_link(ws, item.url, item.source or source_id, given, refresh, max_bytes, cookies)
+        results.append(result)
+        if progress:
+            progress(result)
+    return results

@@ -11,6 +11,7 @@ spawn, which re-imports the caller's ``__main__`` and breaks scripts without a m
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pickle
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 _CHILD = "from verify.media.isolate import _child_main; _child_main()"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,9 +32,26 @@ class Outcome:
     value: Any = None
     error: str = ""  # one line for the user when not ok
     detail: str = ""  # the child's traceback, for --debug
+    unexpected: bool = False  # the child raised something other than a VerifyError: a bug, not the file's fault
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this child when its parent dies (a killed verify must not leave a decoder running);
+    if the parent is already gone, leave now."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's time limit still bounds the child
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _child_main() -> None:
+    _die_with_parent(int(os.environ.get("VERIFY_PARENT_PID", "0")) or os.getppid())
     module, name, args = pickle.load(sys.stdin.buffer)
     result_fd = os.dup(1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the result
@@ -40,8 +59,10 @@ def _child_main() -> None:
         func = getattr(importlib.import_module(module), name)
         outcome = Outcome(True, func(*args))
     except Exception as exc:  # becomes this file's failure in the parent
+        from verify.errors import VerifyError
+
         line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        outcome = Outcome(False, error=line, detail=traceback.format_exc())
+        outcome = Outcome(False, error=line, detail=traceback.format_exc(), unexpected=not isinstance(exc, VerifyError))
     with os.fdopen(result_fd, "wb") as result:
         result.write(pickle.dumps(outcome))
 
@@ -53,6 +74,7 @@ def run_isolated(func: Callable, args: tuple, timeout: float) -> Outcome:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     env.setdefault("OPENCV_LOG_LEVEL", "OFF")
     env.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    env["VERIFY_PARENT_PID"] = str(os.getpid())
     payload = pickle.dumps((func.__module__, func.__name__, args))
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -82,3 +104,12 @@ def map_isolated(
         futures = {pool.submit(run_isolated, func, args, timeout): args for args in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
+
+
+
+def report_failure(what: str, outcome: Outcome) -> None:
+    """Log a failed child: a file verify refused is a warning; anything else is an error (a bug to fix)."""
+    if outcome.unexpected:
+        log.error("%s: unexpected failure in the media child process: %s\n%s", what, outcome.error, outcome.detail)
+    else:
+        log.warning("%s: %s", what, outcome.error)

@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from verify.case import ID_PATTERN, SIDES, is_web_url
+from verify.case import ID_PATTERN, SIDES
+from verify.clock import now_utc
+from verify.urls import is_web_url, looks_like_link
 from verify.errors import MediaError, VerifyError
 
 FORMAT = "best[vcodec!=none][acodec!=none]/best[vcodec!=none]/bestvideo*+bestaudio/best"
@@ -44,10 +46,6 @@ class LinkItem:
     notes: str | None = None
     line: int = 0
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def is_link(text: str) -> bool:
-    return bool(re.match(r"^https?://", text.strip(), re.IGNORECASE))
 
 
 def yt_dlp_version() -> str:
@@ -113,7 +111,7 @@ def capture(url: str, folder: Path, max_bytes: int | None = None, cookies: Path 
         options["max_filesize"] = max_bytes
     if cookies:
         options["cookiefile"] = str(cookies)
-    captured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    captured_at = now_utc()
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(url, download=True)
@@ -236,7 +234,7 @@ def read_link_list(path: Path) -> list[LinkItem]:
         raise VerifyError(f"--from {path}: cannot read it ({exc.strerror})")
     first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
     items = []
-    if "," in first and not is_link(first):
+    if "," in first and not looks_like_link(first):
         reader = csv.DictReader(io.StringIO(text))
         fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
         if "url" not in fields:

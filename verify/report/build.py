@@ -1,7 +1,7 @@
 """Report: the merged verdicts as a document an editor can check and publish from.
 
 ``build_report`` turns the workspace's records and the merge into one JSON-ready model
-(schema ``verify.report/1``, documented in the README); ``render_json``, ``render_markdown``
+(schema ``verify.report/2``, documented in the README); ``render_json``, ``render_markdown``
 and ``render_html`` are pure renderings of that model. HTML is self-contained (frames embedded
 as data: URIs with the merged boxes drawn, no remote resources, a strict Content-Security-
 Policy) and autoescaped; Markdown escapes every string that came from a case file, a
@@ -11,58 +11,70 @@ reviewer or a video. Only http(s) links are ever rendered as links.
 from __future__ import annotations
 
 import base64
-import io
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image, ImageDraw
 
 from verify import __version__, custody
-from verify.case import VERDICT_CHOICES, Case, is_web_url
+from verify.case import VERDICT_CHOICES, Case
+from verify.clock import now_utc, timestamp
 from verify.errors import VerifyError
-from verify.verdicts.merge import merge
-from verify.labelstudio.push import timestamp
-from verify.workspace import Workspace, atomic_write, now_utc
+from verify.files import atomic_write
+from verify.report.draw import GROUP_COLOURS, UNKNOWN_COLOUR, Drawn, annotate, font_name
+from verify.urls import safe_url
+from verify.verdicts.merge import Verdicts
+from verify.workspace import Workspace
 
-SCHEMA = "verify.report/1"
+SCHEMA = "verify.report/2"
 FORMATS = ("html", "md", "json")  # the default set; "pdf" is optional (needs Chromium)
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions")
 VERDICT_TEXT = {
     "supported": "Supported", "contradicted": "Contradicted", "disputed": "Disputed",
     "inconclusive": "Inconclusive", "pending": "Pending (reviews missing)", "unreviewed": "Unreviewed",
-    "supports": "supports", "contradicts": "contradicts",
+    "supports": "Supports", "contradicts": "Contradicts",
 }
+PAPER = {"a4": "A4", "letter": "letter"}  # --paper → CSS @page size
 GALLERY_IMAGES = 24  # per claim and kind of evidence, frames shown as pictures; the rest as links
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
-def safe_url(url: Any) -> str | None:
-    """The URL if it is http(s), else None: nothing else becomes a link."""
-    return url if is_web_url(url) else None
+def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The report model: the workspace's records and the merged ``verdicts`` (pure apart from reading the workspace).
 
-
-def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any]:
-    """Collect the workspace's state and its merged verdicts into the report model."""
+    ``verdicts_file``: (path, sha256) of the verdicts.json the verdicts were written to, recorded in the report.
+    """
     case: Case = ws.case
     videos = ws.videos()
     frames = ws.frames()
-    annotations = ws.annotations()
     project = ws.get_meta("project_id")
     tasks = ws.tasks()
-    merged = merge(case, videos, frames, annotations, tasks, unknown_labels)
+    merged = verdicts.to_json()
     frames_by_key = {f["key"]: f for f in merged["frames"]}
+    video_by_sha = {v.sha256: v for v in videos}
+    legend = label_legend(case)
+    group_of = {label: g for g in legend for label in g["labels"]}
     for f in merged["frames"]:
         f["timestamp"] = timestamp(f["t_ms"])
+        prov = video_by_sha[f["video_sha256"]].provenance
+        f["source"] = {k: prov.get(k) for k in ("title", "platform", "uploader", "posted_at")}
+        for n, box in enumerate(f["boxes"], 1):
+            group = group_of.get(box["label"])
+            box.update(n=n, group=group["name"] if group else None, colour=group["colour"] if group else UNKNOWN_COLOUR,
+                       of_reviewers=len(f["reviewers"]))
+        f["lead_decisions"] = [
+            {"claim": claim, "lead": v["adjudicated_by"], "decision": v["verdict"].split(":", 1)[1], "vote": v["vote"],
+             "lead_had_answered": v["by_reviewer"].get(v["adjudicated_by"])}
+            for claim, v in f["verdicts"].items() if v.get("adjudicated_by")]
 
     def evidence(keys: list[str], claim_id: str) -> list[dict[str, Any]]:
         out = []
@@ -79,43 +91,49 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
     for claim, result in zip(case.claims, merged["claims"]):
         claims.append({
             "id": claim.id, "text": claim.text, "claimed_by": claim.claimed_by, "verdict": result["verdict"],
-            "frames": result["frames"], "reviewed_frames": result["reviewed_frames"], "agreement": result["agreement"],
+            "frames": result["frames"], "reviewed_frames": result["reviewed_frames"], "answers": result["answers"],
+            "skips": result["skips"], "complete": result["complete"], "agreement": result["agreement"],
+            "basis": claim_basis(claim.id, result, merged["frames"], videos),
             "supporting": evidence(result["supporting"], claim.id),
             "contradicting": evidence(result["contradicting"], claim.id),
             "disputed": evidence(result["disputed"], claim.id),
         })
 
-    video_verdicts = {v["sha256"]: v["claims"] for v in merged["videos"]}
-    source_of = {v["sha256"]: v["source_id"] for v in videos}
+    video_verdicts = {v.sha256: v.claims for v in verdicts.videos}
+    source_of = {v.sha256: v.source_id for v in videos}
     sources = []
     for video in videos:
-        own = [f for f in merged["frames"] if f["video_sha256"] == video["sha256"]]
+        own = [f for f in merged["frames"] if f["video_sha256"] == video.sha256]
         links = sorted({source_of[frames_by_key[f["duplicate_of"]]["video_sha256"]] for f in own
                         if f["duplicate_of"] in frames_by_key})
-        prov = video["provenance"]
+        prov = video.provenance
         sources.append({
             **prov,
             "url": prov.get("url"),
-            "sha256": video["sha256"],
-            "evidence_file": video["evidence"],
-            "original_path": Path(video["original_path"]).name,
-            "size_bytes": video["size"],
-            "ingested_at": video["ingested_at"],
-            "metadata": video["metadata"],
+            "sha256": video.sha256,
+            "evidence_file": video.evidence,
+            "original_path": Path(video.original_path).name,
+            "size_bytes": video.size,
+            "ingested_at": video.ingested_at,
+            "metadata": video.metadata,
             "frames": len(own),
-            "frames_status": video["frames_status"] or "not extracted",
-            "frames_note": video["frames_note"],
+            "frames_status": video.frames_status or "not extracted",
+            "frames_note": video.frames_note,
             "reupload_of": links,
             "duplicate_frames": sum(1 for f in own if f["duplicate_of"]),
-            "verdicts": video_verdicts.get(video["sha256"], {}),
-            "captures": [{"url_given": c["url_given"], "canonical_url": c["canonical_url"], "captured_at": c["captured_at"],
-                          "how": c["record"].get("how"), "platform_fields": c["record"].get("platform_fields", {}),
-                          "tools": c["record"].get("tools", {}), "info_file": c["info_file"]}
-                         for c in ws.captures(video["sha256"])],
+            "verdicts": video_verdicts.get(video.sha256, {}),
+            "captures": [{"url_given": c.url_given, "canonical_url": c.canonical_url, "captured_at": c.captured_at,
+                          "how": c.record.get("how"), "platform_fields": c.record.get("platform_fields", {}),
+                          "tools": c.record.get("tools", {}), "info_file": c.info_file}
+                         for c in ws.captures(video.sha256)],
         })
 
     reviewed = [f for f in merged["frames"] if any(v["answers"] for v in f["verdicts"].values())]
-    exports = ws.exports()
+    people = {name: {"annotations": s["annotations"], "skipped": s["skipped"], "lead_decisions": s["ground_truth"]}
+              for name, s in merged["reviewers"].items()}
+    decisions = [{"frame_key": f["key"], "source_id": f["source_id"], "timestamp": f["timestamp"], **d}
+                 for f in merged["frames"] for d in f["lead_decisions"]]
+    exports = [asdict(e) for e in ws.exports()]
     return {
         "schema": SCHEMA,
         "generated_at": now_utc(),
@@ -125,23 +143,29 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
             "videos": len(videos),
             "frames": len(frames),
             "frames_sent_for_review": len(tasks),
-            "frames_linked_as_reuploads": sum(1 for f in frames if f["duplicate_of"]),
+            "frames_linked_as_reuploads": sum(1 for f in frames if f.duplicate_of),
             "frames_reviewed": len(reviewed),
-            "annotations": sum(1 for a in annotations if not a["was_cancelled"]),
-            "skips": sum(1 for a in annotations if a["was_cancelled"]),
-            "reviewers": len(merged["reviewers"]),
+            "annotations": sum(p["annotations"] for p in people.values()),
+            "skips": sum(p["skipped"] for p in people.values()),
+            "lead_decisions": sum(p["lead_decisions"] for p in people.values()),
+            "reviewers": sum(1 for p in people.values() if p["annotations"] or p["skipped"]),
         },
         "claims": claims,
         "sources": sources,
         "frames": merged["frames"],
-        "reviewers": merged["reviewers"],
+        "reviewers": people,
+        "adjudication": {
+            "decisions": decisions,
+            "lead_had_answered": sum(1 for d in decisions if d["lead_had_answered"]),
+        },
+        "legend": legend,
         "unknown_labels": merged["unknown_labels"],
         "unknown_label_policy": merged["unknown_label_policy"],
         "method": {
             "rules": merged["rules"],
             "min_reviewers": case.review.min_reviewers,
             "reviewers_per_frame": case.review.reviewers_per_frame,
-            "extractor": frames[0]["extractor"] if frames else None,
+            "extractor": frames[0].extractor if frames else None,
             "label_studio": {"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
             "built_from_export": next((e for e in reversed(exports) if str(e["project_id"]) == project), None),
             "adjudication": {
@@ -150,17 +174,90 @@ def build_report(ws: Workspace, unknown_labels: str = "ignore") -> dict[str, Any
                 "export": next((e for e in reversed(exports) if adj and str(e["project_id"]) == adj), None),
             },
             "exports_pulled": len(exports),
-            "built_from_exports": ws.exports_in_use(),
+            "built_from_exports": [asdict(e) for e in ws.exports_in_use()],
+            "built_from_verdicts": {"file": verdicts_file[0], "sha256": verdicts_file[1]} if verdicts_file else None,
+            "drawing": {"font": font_name(), "colours": "one per label group (legend in the report)"},
         },
         "integrity": {
-            "evidence_sha256": {v["source_id"]: v["sha256"] for v in videos},
-            "frames": {"count": len(frames), "digest": custody.files_digest((f["file"], f["sha256"]) for f in frames)},
+            "evidence_sha256": {v.source_id: v.sha256 for v in videos},
+            "frames": {"count": len(frames), "digest": custody.files_digest((f.file, f.sha256) for f in frames)},
             "case_sha256": case.sha256,
             "custody_head": ws.get_meta(custody.HEAD),
             "how_to_check": "run `verify audit` in the workspace; the report's own sha256 is in custody.log "
                             "(action \"report\") and can be checked with sha256sum",
         },
     }
+
+
+def label_legend(case: Case) -> list[dict[str, Any]]:
+    """The colour of each label group, as drawn on the frames: [{name, title, colour, labels}]."""
+    return [{"name": g.name, "title": g.title, "colour": GROUP_COLOURS[i % len(GROUP_COLOURS)],
+             "labels": [label.value for label in g.labels]} for i, g in enumerate(case.label_groups)]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """"1 frame", "2 frames" ("1 skip", "3 skips")."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, Any]], videos: list) -> dict[str, Any]:
+    """What a claim's verdict rests on, in figures and in words (pure).
+
+    Per source: the claim's frames from it, how many reviewed; the sources the case names for the
+    claim (its own) that are still unreviewed; who answered; why a dispute is a dispute.
+    """
+    relevant = [f for f in frames if claim_id in f["bears_on"] or f["verdicts"][claim_id]["answers"]]
+    per_source: dict[str, dict[str, Any]] = {}
+    own_sources = [v.source_id for v in videos if not v.claims or claim_id in v.claims]
+    for v in videos:
+        mine = [f for f in relevant if f["video_sha256"] == v.sha256]
+        if mine:
+            per_source[v.source_id] = {
+                "source_id": v.source_id, "own": v.source_id in own_sources, "frames": len(mine),
+                "reviewed": sum(1 for f in mine if f["verdicts"][claim_id]["answers"]),
+                "inherited": sum(1 for f in mine if not f["verdicts"][claim_id]["answers"] and f["duplicate_of"]),
+            }
+    answered_by = sorted({who for f in relevant for who in f["verdicts"][claim_id]["by_reviewer"]})
+    leads = sorted({f["verdicts"][claim_id]["adjudicated_by"] for f in relevant if f["verdicts"][claim_id].get("adjudicated_by")})
+    decided = {"supporting": result["supporting"], "contradicting": result["contradicting"], "disputed": result["disputed"]}
+    by_key = {f["key"]: f for f in relevant}
+
+    def where(keys: list[str]) -> str:
+        counts: dict[str, int] = {}
+        for k in keys:
+            counts[by_key[k]["source_id"]] = counts.get(by_key[k]["source_id"], 0) + 1
+        return _listing([f"{n} from {s}" for s, n in counts.items()])
+
+    words = []
+    n_decided = sum(len(v) for v in decided.values())
+    verdict = VERDICT_TEXT.get(result["verdict"], result["verdict"])
+    if n_decided:
+        parts = [f"{len(keys)} {kind} ({where(keys)})" for kind, keys in decided.items() if keys]
+        words.append(f"{verdict} on {plural(n_decided, 'frame')}: {_listing(parts)}.")
+    else:
+        words.append(f"{verdict}: no frame has a decided verdict on this claim yet.")
+    words.append(f"{result['reviewed_frames']} of the claim's {plural(result['frames'], 'frame')} reviewed, "
+                 f"{plural(result['answers'], 'answer')}" + (f" by {_listing(answered_by)}" if answered_by else "")
+                 + (f"; decided by lead {_listing(leads)} on {plural(sum(1 for f in relevant if f['verdicts'][claim_id].get('adjudicated_by')), 'frame')}" if leads else "")
+                 + ".")
+    if result["verdict"] == "disputed" and not result["disputed"]:
+        words.append(f"Disputed because frames conflict: {len(result['supporting'])} support it and "
+                     f"{len(result['contradicting'])} contradict it; no single frame is disputed.")
+    unreviewed = [s for s in per_source.values() if s["own"] and s["reviewed"] + s["inherited"] < s["frames"]]
+    if unreviewed:
+        words.append("Still unreviewed among the sources said to show it: " + _listing(
+            [f"{s['source_id']} ({s['frames'] - s['reviewed'] - s['inherited']} of {plural(s['frames'], 'frame')})"
+             for s in unreviewed]) + ".")
+    own_reviewed = any(s["reviewed"] for s in per_source.values() if s["own"])
+    if n_decided and not own_reviewed and any(s["own"] for s in per_source.values()):
+        words.append("None of those sources' frames has been reviewed: the verdict rests on other footage only.")
+    return {"sources": list(per_source.values()), "answered_by": answered_by, "leads": leads,
+            "unreviewed_sources": [s["source_id"] for s in unreviewed], "text": " ".join(words),
+            "provisional": bool(unreviewed) or result["verdict"] in ("pending", "unreviewed")}
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -191,63 +288,63 @@ def _environment(markdown: bool = False) -> Environment:
     )
     env.filters["md"] = md_escape
     env.filters["safe_url"] = safe_url
-    env.filters["verdict"] = lambda v: VERDICT_TEXT.get(v, v.replace("adjudicated:", "adjudicated: ") if v else "")
+    env.filters["verdict"] = verdict_text
+    env.filters["plural"] = plural
     env.filters["answer"] = lambda a: VERDICT_CHOICES.get(a, a)
     env.filters["vclass"] = lambda v: (v or "").replace("adjudicated:", "").replace(" ", "-")
     return env
 
 
+def verdict_text(v: str | None) -> str:
+    """A verdict as the report writes it: capitalised; a lead's decision as "Supports (lead's decision)"."""
+    if not v:
+        return ""
+    if v.startswith("adjudicated:"):
+        return f"{verdict_text(v.split(':', 1)[1])} (lead's decision)"
+    return VERDICT_TEXT.get(v, v[:1].upper() + v[1:])
+
+
 def render_markdown(model: dict[str, Any], images: dict[str, str]) -> str:
-    """``images`` maps frame key → relative path of its annotated thumbnail."""
+    """``images`` maps frame key → relative path of its annotated picture."""
     return _environment(markdown=True).get_template("report.md.j2").render(r=model, images=images, csp=CSP,
                                                                            gallery=GALLERY_IMAGES)
 
 
-def render_html(model: dict[str, Any], images: dict[str, str]) -> str:
-    """``images`` maps frame key → data: URI of its annotated thumbnail."""
-    return _environment().get_template("report.html.j2").render(r=model, images=images, csp=CSP, gallery=GALLERY_IMAGES)
+def render_html(model: dict[str, Any], images: dict[str, str], thumbs: dict[str, str] | None = None,
+                paper: str = "a4") -> str:
+    """``images`` maps frame key → data: URI of its annotated picture, ``thumbs`` → of its gallery thumbnail."""
+    return _environment().get_template("report.html.j2").render(r=model, images=images, thumbs=thumbs or images, csp=CSP,
+                                                                gallery=GALLERY_IMAGES, paper=PAPER[paper])
 
 
-def annotated_thumbnail(path: Path, boxes: list[dict[str, Any]], width: int = 480) -> bytes:
-    """The frame scaled to ``width`` px with the merged boxes drawn and labelled, as JPEG."""
-    with Image.open(path) as im:
-        im.draft("RGB", (width, max(1, width * im.height // max(1, im.width))))  # JPEG: decode at reduced scale
-        im = im.convert("RGB")
-        scale = width / im.width if im.width > width else 1.0
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))))
-    draw = ImageDraw.Draw(im)
-    for box in boxes:
-        corners = _corners(box, im.width, im.height)
-        draw.polygon(corners, outline=(255, 214, 0), width=2)
-        label = f"{box['label']} ×{box['drawn_by']}"
-        x, y = corners[0]
-        tw = draw.textlength(label)
-        draw.rectangle([x, max(0, y - 12), x + tw + 4, max(12, y)], fill=(0, 0, 0))
-        draw.text((x + 2, max(0, y - 12)), label, fill=(255, 214, 0))
-    out = io.BytesIO()
-    im.save(out, "JPEG", quality=80)
-    return out.getvalue()
+def draw_frames(ws: Workspace, model: dict[str, Any]) -> dict[str, Drawn]:
+    """Each frame's annotated picture and thumbnail; records in the model whether each box's tag was drawn."""
+    def one(f: dict[str, Any]) -> Drawn:
+        return annotate(ws.path(f["file"]), f["boxes"], [b["colour"] for b in f["boxes"]])
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow releases the GIL while coding JPEG
+        drawn = dict(zip((f["key"] for f in model["frames"]), pool.map(one, model["frames"])))
+    for f in model["frames"]:
+        d = drawn[f["key"]]
+        for box, tag, short in zip(f["boxes"], d.tags, d.short):
+            box["tag"] = "number only" if tag and short else "drawn" if tag else "not drawn (no free place)"
+    return drawn
 
 
-def _corners(box: dict[str, Any], w: int, h: int) -> list[tuple[float, float]]:
-    """Box corners in pixels; Label Studio rotates about the box's top-left corner."""
-    x, y = box["x"] * w / 100, box["y"] * h / 100
-    bw, bh = box["width"] * w / 100, box["height"] * h / 100
-    a = math.radians(box.get("rotation") or 0)
-    cos, sin = math.cos(a), math.sin(a)
-    return [(x + dx * cos - dy * sin, y + dx * sin + dy * cos) for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
+def write_reports(ws: Workspace, verdicts: Verdicts, formats: tuple[str, ...] = FORMATS, out_dir: Path | None = None,
+                  verdicts_file: tuple[str, str] | None = None, paper: str = "a4") -> dict[str, Path]:
+    """Build the model from the merged ``verdicts`` and write the requested formats; return format → path.
 
-
-def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Path | None = None,
-                  unknown_labels: str = "ignore") -> dict[str, Path]:
-    """Build the model and write the requested formats; return format → path."""
-    model = build_report(ws, unknown_labels)
+    A PDF is printed from a temporary copy of the HTML report laid out for ``paper`` ("a4" or
+    "letter"); report.html itself is written only when asked for.
+    """
+    if paper not in PAPER:
+        raise VerifyError(f"paper must be one of {', '.join(PAPER)}")
+    model = build_report(ws, verdicts, verdicts_file)
     out_dir = out_dir or ws.path("reports")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow releases the GIL while coding JPEG
-        data = pool.map(lambda f: annotated_thumbnail(ws.path(f["file"]), f["boxes"]), model["frames"])
-        thumbs = dict(zip((f["key"] for f in model["frames"]), data))
+    drawn = draw_frames(ws, model)
     if "json" in formats:
         written["json"] = out_dir / "report.json"
         atomic_write(written["json"], render_json(model).encode())
@@ -255,22 +352,28 @@ def write_reports(ws: Workspace, formats: tuple[str, ...] = FORMATS, out_dir: Pa
         assets = out_dir / "report-assets"
         assets.mkdir(exist_ok=True)
         for stale in assets.glob("*.jpg"):  # pictures of an earlier report that this one no longer shows
-            if stale.stem not in thumbs:
+            if stale.stem not in drawn:
                 stale.unlink()
         images = {}
-        for key, data in thumbs.items():
-            atomic_write(assets / f"{key}.jpg", data)
+        for key, d in drawn.items():
+            atomic_write(assets / f"{key}.jpg", d.jpeg)
             images[key] = f"report-assets/{key}.jpg"
         written["md"] = out_dir / "report.md"
         atomic_write(written["md"], render_markdown(model, images).encode())
     if "html" in formats or "pdf" in formats:
-        images = {key: "data:image/jpeg;base64," + base64.b64encode(data).decode() for key, data in thumbs.items()}
-        html = out_dir / "report.html"
-        atomic_write(html, render_html(model, images).encode())
+        def uri(data: bytes) -> str:
+            return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+        images = {key: uri(d.jpeg) for key, d in drawn.items()}
+        thumbs = {key: uri(d.thumb) for key, d in drawn.items()}
         if "html" in formats:
-            written["html"] = html
+            written["html"] = out_dir / "report.html"
+            atomic_write(written["html"], render_html(model, images, thumbs).encode())
         if "pdf" in formats:
-            written["pdf"] = render_pdf(html, out_dir / "report.pdf")
+            with tempfile.TemporaryDirectory(prefix="verify-print-") as tmp:
+                printable = Path(tmp) / "report.html"
+                printable.write_text(render_html(model, images, thumbs, paper), encoding="utf-8")
+                written["pdf"] = render_pdf(printable, out_dir / "report.pdf")
     return written
 
 
@@ -292,11 +395,17 @@ def render_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> Path:
     if not browser:
         raise VerifyError("a PDF report needs Chromium: install it (Debian: apt-get install chromium) or set VERIFY_CHROMIUM")
     with tempfile.TemporaryDirectory() as profile:
+        partial = pdf_path.with_name(f".{pdf_path.name}.{os.getpid()}.tmp")  # whole or not at all, as atomic_write
         done = subprocess.run(
             [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
-             f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()],
+             f"--print-to-pdf={partial}", html_path.resolve().as_uri()],
             capture_output=True, timeout=timeout,
         )
-    if done.returncode != 0 or not pdf_path.is_file():
+        printed = done.returncode == 0 and partial.is_file()
+        if printed:
+            os.replace(partial, pdf_path)
+        else:
+            partial.unlink(missing_ok=True)
+    if not printed:
         raise VerifyError(f"Chromium could not print {html_path} to PDF (exit {done.returncode})")
     return pdf_path

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
 from verify.labelstudio.config import NOTES, claim_control
+from verify.records import Annotation, Frame, Video
 
 RULES = [
     "Only submitted annotations count. A skipped frame counts as a skip, not as a vote.",
@@ -59,12 +60,13 @@ class Review:
     boxes: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unknown_labels: list[str] = field(default_factory=list)
+    created_at: str | None = None
 
 
 UNKNOWN_LABEL_POLICIES = ("ignore", "keep", "fail")
 
 
-def decode(annotation: dict[str, Any], case: Case, keep_unknown: bool = False) -> Review:
+def decode(annotation: Annotation, case: Case, keep_unknown: bool = False) -> Review:
     """Decode one annotation record (from ``pull.parse_export``) against the case's config.
 
     Boxes whose label the case does not define are listed in ``unknown_labels``; with
@@ -73,17 +75,17 @@ def decode(annotation: dict[str, Any], case: Case, keep_unknown: bool = False) -
     return _decoder(case, keep_unknown)(annotation)
 
 
-def _decoder(case: Case, keep_unknown: bool) -> Callable[[dict[str, Any]], Review]:
+def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
     claims = {claim_control(c.id): c.id for c in case.claims}
     known = case.label_values()
 
-    def decode_one(annotation: dict[str, Any]) -> Review:
+    def decode_one(annotation: Annotation) -> Review:
         review = Review(
-            annotation_id=annotation["id"], reviewer=annotation["reviewer"], frame_key=annotation["frame_key"],
-            skipped=bool(annotation["was_cancelled"]), ground_truth=bool(annotation["ground_truth"]),
+            annotation_id=annotation.id, reviewer=annotation.reviewer, frame_key=annotation.frame_key,
+            skipped=annotation.was_cancelled, ground_truth=annotation.ground_truth, created_at=annotation.created_at,
         )
         seen_boxes = set()
-        for item in annotation["result"] or []:
+        for item in annotation.result or []:
             kind, name, value = item.get("type"), item.get("from_name"), item.get("value") or {}
             if kind == "choices" and name in claims:
                 picked = [_ANSWER[c] for c in value.get("choices", []) if c in _ANSWER]
@@ -220,28 +222,142 @@ def to_pixels(boxes: list[dict[str, Any]], width: int | None, height: int | None
     return boxes
 
 
-def merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
-          annotations: list[dict[str, Any]], tasks: dict[str, int] | None = None,
-          unknown_labels: str = "ignore") -> dict[str, Any]:
+@dataclass(slots=True)
+class ClaimVote:
+    """One frame's verdict on one claim: the reviewers' answers and what they add up to."""
+
+    verdict: str  # supports, contradicts, inconclusive, disputed, pending, unreviewed, or adjudicated:…
+    counts: dict[str, int]  # answer → how many reviewers gave it
+    answers: int
+    by_reviewer: dict[str, str]  # reviewer → answer
+    vote: str | None = None  # the reviewers' verdict, when a lead's decision replaced it
+    adjudicated_by: str | None = None
+
+    @property
+    def supports(self) -> bool:
+        return self.verdict in ("supports", "adjudicated:supports")
+
+    @property
+    def contradicts(self) -> bool:
+        return self.verdict in ("contradicts", "adjudicated:contradicts")
+
+
+@dataclass(slots=True)
+class FrameVerdict:
+    """Everything the reviewers said about one frame."""
+
+    key: str
+    video_sha256: str
+    source_id: str
+    t_ms: float
+    frame_index: int
+    shot: int
+    file: str
+    sha256: str
+    duplicate_of: str | None
+    task_id: int | None
+    bears_on: list[str]  # claim ids the frame's video is said to bear on
+    reviewers: list[str]  # reviewers who submitted an annotation of it (not those who only skipped; not the lead)
+    skipped_by: list[str]
+    verdicts: dict[str, ClaimVote]  # claim id → vote
+    width: int | None
+    height: int | None
+    boxes: list[dict[str, Any]]  # merged boxes: label, x, y, width, height, rotation (percent), reviewers, drawn_by, px
+    notes: list[dict[str, Any]]  # {"reviewer", "text", "lead"}: lead is True for the adjudicating lead's note
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # {"reviewer", "at", "skipped", "lead"}, oldest first
+
+    @property
+    def disputed_claims(self) -> list[str]:
+        return [claim for claim, vote in self.verdicts.items() if vote.verdict == "disputed"]
+
+
+@dataclass(slots=True)
+class VideoVerdict:
+    sha256: str
+    source_id: str
+    frames: int
+    claims: dict[str, str]  # claim id → rolled-up verdict over the video's frames
+
+
+@dataclass(slots=True)
+class ClaimVerdict:
+    id: str
+    verdict: str
+    frames: int  # frames bearing on the claim
+    reviewed_frames: int
+    supporting: list[str]  # frame keys
+    contradicting: list[str]
+    disputed: list[str]
+    agreement: dict[str, Any]  # frames_with_2plus, unanimous, percent, alpha, pairs
+    answers: int = 0  # reviewers' answers to the claim over its frames (lead decisions not counted)
+    skips: int = 0  # skips of the claim's frames
+    complete: int = 0  # frames with the case's reviewers_per_frame answers to the claim
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """The merge's one result: what report, status and adjudicate take as input (and verdicts.json holds)."""
+
+    frames: list[FrameVerdict]
+    videos: list[VideoVerdict]
+    claims: list[ClaimVerdict]
+    reviewers: dict[str, dict[str, int]]  # reviewer → annotations (review project), skipped, ground_truth (lead decisions)
+    unknown_labels: dict[str, int]
+    unknown_label_policy: str
+    rules: list[str]
+    min_reviewers: int
+
+    def disputed_frames(self) -> list[FrameVerdict]:
+        """Frames with at least one claim still disputed (not yet adjudicated)."""
+        return [f for f in self.frames if f.disputed_claims]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document (verdicts.json, and the report's ``frames``); votes leave out empty adjudication fields."""
+        with _gc_paused():
+            return {
+                "frames": [_frame_json(f) for f in self.frames],
+                "videos": [{"sha256": v.sha256, "source_id": v.source_id, "frames": v.frames, "claims": v.claims}
+                           for v in self.videos],
+                "claims": [{"id": c.id, "verdict": c.verdict, "frames": c.frames, "reviewed_frames": c.reviewed_frames,
+                            "answers": c.answers, "skips": c.skips, "complete": c.complete,
+                            "supporting": c.supporting, "contradicting": c.contradicting, "disputed": c.disputed,
+                            "agreement": c.agreement} for c in self.claims],
+                "reviewers": self.reviewers,
+                "unknown_labels": self.unknown_labels,
+                "unknown_label_policy": self.unknown_label_policy,
+                "rules": self.rules,
+                "min_reviewers": self.min_reviewers,
+            }
+
+
+def _vote_json(vote: ClaimVote) -> dict[str, Any]:
+    out = {"verdict": vote.verdict, "counts": vote.counts, "answers": vote.answers, "by_reviewer": vote.by_reviewer}
+    if vote.adjudicated_by:
+        out.update(vote=vote.vote, adjudicated_by=vote.adjudicated_by)
+    return out
+
+
+def _frame_json(f: FrameVerdict) -> dict[str, Any]:
+    return {"key": f.key, "video_sha256": f.video_sha256, "source_id": f.source_id, "t_ms": f.t_ms,
+            "frame_index": f.frame_index, "shot": f.shot, "file": f.file, "sha256": f.sha256, "duplicate_of": f.duplicate_of,
+            "task_id": f.task_id, "bears_on": f.bears_on, "reviewers": f.reviewers, "skipped_by": f.skipped_by,
+            "verdicts": {claim: _vote_json(v) for claim, v in f.verdicts.items()}, "width": f.width, "height": f.height,
+            "boxes": f.boxes, "notes": f.notes, "reviews": f.reviews}
+
+
+def merge(case: Case, videos: list[Video], frames: list[Frame], annotations: list[Annotation],
+          tasks: dict[str, int] | None = None, unknown_labels: str = "ignore") -> Verdicts:
     """Merge every annotation into frame, video and claim verdicts (pure); see ``_merge``."""
     with _gc_paused():
         return _merge(case, videos, frames, annotations, tasks, unknown_labels)
 
 
-def merge_workspace(ws: Any, unknown_labels: str = "ignore") -> dict[str, Any]:
-    """Merge everything a workspace holds: the one place merge reads from a ``Workspace``."""
-    return merge(ws.case, ws.videos(), ws.frames(), ws.annotations(), ws.tasks(), unknown_labels)
-
-
-def _merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]],
-           annotations: list[dict[str, Any]], tasks: dict[str, int] | None,
-           unknown_labels: str) -> dict[str, Any]:
+def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: list[Annotation],
+           tasks: dict[str, int] | None, unknown_labels: str) -> Verdicts:
     """Merge every annotation into frame, video and claim verdicts (pure).
 
     ``unknown_labels``: what to do with boxes whose label the case does not define:
     "ignore" (count and report them), "keep" (merge them too, marked) or "fail".
-    Returns a JSON-ready dict: ``frames``, ``videos``, ``claims``, ``reviewers``, ``rules``,
-    ``unknown_labels``.
 
     Raises:
         VerifyError: with "fail", when an annotation uses a label the case does not define.
@@ -262,18 +378,18 @@ def _merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]
             f"annotations use labels that are not in the case: {listed}; add them to the case file, "
             "or choose --unknown-labels keep or ignore"
         )
-    video_by_sha = {v["sha256"]: v for v in videos}
+    video_by_sha = {v.sha256: v for v in videos}
     claim_ids = [c.id for c in case.claims]
 
-    def bears_on(video: dict[str, Any]) -> list[str]:
-        listed = video["provenance"].get("claims") or []
+    def bears_on(video: Video) -> list[str]:
+        listed = video.claims
         return [c for c in claim_ids if c in listed] if listed else claim_ids
 
     claims_of = {sha: bears_on(video) for sha, video in video_by_sha.items()}
 
     frame_out = []
     for frame in frames:
-        reviews = by_frame.get(frame["key"], [])
+        reviews = by_frame.get(frame.key, [])
         done = [r for r in reviews if not r.skipped and not r.ground_truth]
         lead = [r for r in reviews if r.ground_truth and not r.skipped]
         answered: dict[str, dict[str, str]] = {claim_id: {} for claim_id in claim_ids}
@@ -286,92 +402,76 @@ def _merge(case: Case, videos: list[dict[str, Any]], frames: list[dict[str, Any]
             counts = dict.fromkeys(VERDICT_CHOICES, 0)
             for answer in by_reviewer.values():
                 counts[answer] += 1
-            verdict = _verdict_from_counts(counts, case.review.min_reviewers)
-            lead_answer = next((r.answers[claim_id] for r in lead if claim_id in r.answers), None) if lead else None
-            entry = {"verdict": verdict, "counts": counts, "answers": len(by_reviewer), "by_reviewer": by_reviewer}
-            if lead_answer:
-                entry.update(verdict=f"adjudicated:{_FRAME_TO_ANSWER[lead_answer]}", vote=verdict,
-                             adjudicated_by=next(r.reviewer for r in lead if claim_id in r.answers))
-            verdicts[claim_id] = entry
-        video = video_by_sha[frame["video_sha256"]]
-        frame_out.append({
-            "key": frame["key"],
-            "video_sha256": frame["video_sha256"],
-            "source_id": video["source_id"],
-            "t_ms": frame["t_ms"],
-            "frame_index": frame["frame_index"],
-            "shot": frame["shot"],
-            "file": frame["file"],
-            "sha256": frame["sha256"],
-            "duplicate_of": frame["duplicate_of"],
-            "task_id": tasks.get(frame["key"]),
-            "bears_on": claims_of[frame["video_sha256"]],
-            "reviewers": sorted({r.reviewer for r in reviews if not r.ground_truth}),
-            "skipped_by": sorted(r.reviewer for r in reviews if r.skipped),
-            "verdicts": verdicts,
-            "width": frame.get("width"),
-            "height": frame.get("height"),
-            "boxes": to_pixels(merge_boxes([r for r in reviews if not r.skipped]), frame.get("width"), frame.get("height")),
-            "notes": [{"reviewer": r.reviewer, "text": t} for r in reviews for t in r.notes],
-        })
+            vote = ClaimVote(_verdict_from_counts(counts, case.review.min_reviewers), counts, len(by_reviewer), by_reviewer)
+            decider = next((r for r in lead if claim_id in r.answers), None)
+            if decider:
+                vote.vote, vote.adjudicated_by = vote.verdict, decider.reviewer
+                vote.verdict = f"adjudicated:{_FRAME_TO_ANSWER[decider.answers[claim_id]]}"
+            verdicts[claim_id] = vote
+        frame_out.append(FrameVerdict(
+            key=frame.key, video_sha256=frame.video_sha256, source_id=video_by_sha[frame.video_sha256].source_id,
+            t_ms=frame.t_ms, frame_index=frame.frame_index, shot=frame.shot, file=frame.file, sha256=frame.sha256,
+            duplicate_of=frame.duplicate_of, task_id=tasks.get(frame.key), bears_on=claims_of[frame.video_sha256],
+            reviewers=sorted({r.reviewer for r in reviews if not r.ground_truth and not r.skipped}),
+            skipped_by=sorted(r.reviewer for r in reviews if r.skipped),
+            verdicts=verdicts, width=frame.width, height=frame.height,
+            boxes=to_pixels(merge_boxes([r for r in reviews if not r.skipped]), frame.width, frame.height),
+            notes=[{"reviewer": r.reviewer, "text": t, "lead": r.ground_truth} for r in reviews for t in r.notes],
+            reviews=[{"reviewer": r.reviewer, "at": r.created_at, "skipped": r.skipped, "lead": r.ground_truth}
+                     for r in sorted(reviews, key=lambda r: (r.created_at or "", r.annotation_id))],
+        ))
 
-    frame_by_key = {f["key"]: f for f in frame_out}
+    frame_by_key = {f.key: f for f in frame_out}
 
-    def frame_verdict_of(f: dict[str, Any], claim_id: str) -> str:
+    def frame_verdict_of(f: FrameVerdict, claim_id: str) -> str:
         """A re-uploaded frame that was not reviewed itself takes its original's verdict."""
-        if f["duplicate_of"] and not f["verdicts"][claim_id]["answers"]:
-            original = frame_by_key.get(f["duplicate_of"])
+        if f.duplicate_of and not f.verdicts[claim_id].answers:
+            original = frame_by_key.get(f.duplicate_of)
             if original:
-                return original["verdicts"][claim_id]["verdict"]
-        return f["verdicts"][claim_id]["verdict"]
+                return original.verdicts[claim_id].verdict
+        return f.verdicts[claim_id].verdict
 
     video_out = []
     for video in videos:
-        own = [f for f in frame_out if f["video_sha256"] == video["sha256"]]
-        video_out.append({
-            "sha256": video["sha256"],
-            "source_id": video["source_id"],
-            "frames": len(own),
-            "claims": {c: roll_up(frame_verdict_of(f, c) for f in own) for c in claim_ids
-                       if c in bears_on(video) or any(f["verdicts"][c]["answers"] for f in own)},
-        })
+        own = [f for f in frame_out if f.video_sha256 == video.sha256]
+        video_out.append(VideoVerdict(
+            sha256=video.sha256, source_id=video.source_id, frames=len(own),
+            claims={c: roll_up(frame_verdict_of(f, c) for f in own) for c in claim_ids
+                    if c in claims_of[video.sha256] or any(f.verdicts[c].answers for f in own)},
+        ))
 
     claim_out = []
     for claim in case.claims:
         # frames of videos said to bear on the claim, and any other frame a reviewer answered it for
-        relevant = [f for f in frame_out if claim.id in f["bears_on"] or f["verdicts"][claim.id]["answers"]]
-        verdicts = [(f["key"], frame_verdict_of(f, claim.id)) for f in relevant]
-        claim_out.append({
-            "id": claim.id,
-            "verdict": roll_up(v for _, v in verdicts),
-            "frames": len(relevant),
-            "reviewed_frames": sum(1 for f in relevant if f["verdicts"][claim.id]["answers"]),
-            "supporting": [key for key, v in verdicts if v.endswith("supports")],
-            "contradicting": [key for key, v in verdicts if v.endswith("contradicts")],
-            "disputed": [key for key, v in verdicts if v == "disputed"],
-            "agreement": _agreement(relevant, claim.id),
-        })
+        relevant = [f for f in frame_out if claim.id in f.bears_on or f.verdicts[claim.id].answers]
+        verdicts = [(f.key, frame_verdict_of(f, claim.id)) for f in relevant]
+        claim_out.append(ClaimVerdict(
+            id=claim.id,
+            verdict=roll_up(v for _, v in verdicts),
+            frames=len(relevant),
+            reviewed_frames=sum(1 for f in relevant if f.verdicts[claim.id].answers),
+            supporting=[key for key, v in verdicts if v in ("supports", "adjudicated:supports")],
+            contradicting=[key for key, v in verdicts if v in ("contradicts", "adjudicated:contradicts")],
+            disputed=[key for key, v in verdicts if v == "disputed"],
+            agreement=_agreement(relevant, claim.id),
+            answers=sum(f.verdicts[claim.id].answers for f in relevant),
+            skips=sum(len(f.skipped_by) for f in relevant),
+            complete=sum(1 for f in relevant if f.verdicts[claim.id].answers >= case.review.reviewers_per_frame),
+        ))
 
     reviewers: dict[str, dict[str, int]] = defaultdict(lambda: {"annotations": 0, "skipped": 0, "ground_truth": 0})
     for reviews in by_frame.values():
         for r in reviews:
             stats = reviewers[r.reviewer]
-            stats["annotations"] += not r.skipped
+            stats["annotations"] += not r.skipped and not r.ground_truth  # a lead's decision is not a review
             stats["skipped"] += r.skipped
-            stats["ground_truth"] += r.ground_truth
-    return {
-        "frames": frame_out,
-        "videos": video_out,
-        "claims": claim_out,
-        "reviewers": dict(sorted(reviewers.items())),
-        "unknown_labels": dict(unknown),
-        "unknown_label_policy": unknown_labels,
-        "rules": RULES,
-        "min_reviewers": case.review.min_reviewers,
-    }
+            stats["ground_truth"] += r.ground_truth and not r.skipped
+    return Verdicts(frames=frame_out, videos=video_out, claims=claim_out, reviewers=dict(sorted(reviewers.items())),
+                    unknown_labels=dict(unknown), unknown_label_policy=unknown_labels, rules=RULES,
+                    min_reviewers=case.review.min_reviewers)
 
 
-def _agreement(frames: list[dict[str, Any]], claim_id: str) -> dict[str, Any]:
+def _agreement(frames: list[FrameVerdict], claim_id: str) -> dict[str, Any]:
     """Agreement on one claim's question over the frames with 2+ answers.
 
     ``percent``: share of those frames where every answer is the same. ``alpha``:
@@ -379,7 +479,7 @@ def _agreement(frames: list[dict[str, Any]], claim_id: str) -> dict[str, Any]:
     frames' worth of pairable values, or every answer identical). ``pairs``: per reviewer
     pair, the frames both answered and the share where they gave the same answer.
     """
-    units = [f["verdicts"][claim_id]["by_reviewer"] for f in frames if f["verdicts"][claim_id]["answers"] >= 2]
+    units = [f.verdicts[claim_id].by_reviewer for f in frames if f.verdicts[claim_id].answers >= 2]
     unanimous = sum(1 for unit in units if len(set(unit.values())) == 1)
     pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for unit in units:
@@ -426,7 +526,7 @@ def krippendorff_alpha(units: list[list[str]]) -> float | None:
     return round(1 - observed / expected, 4)
 
 
-def review_progress(case: Case, task_keys: Iterable[str], annotations: list[dict[str, Any]]) -> dict[str, Any]:
+def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Annotation]) -> dict[str, Any]:
     """Where the review stands, per reviewer and per claim (pure; from pulled annotations).
 
     A task is *open* until it has the case's ``reviewers_per_frame`` submitted (not skipped)
@@ -438,7 +538,7 @@ def review_progress(case: Case, task_keys: Iterable[str], annotations: list[dict
     needed = case.review.reviewers_per_frame
     keys = set(task_keys)
     decode_one = _decoder(case, False)
-    reviews = [decode_one(a) for a in annotations if a["frame_key"] in keys and not a["ground_truth"]]
+    reviews = [decode_one(a) for a in annotations if a.frame_key in keys and not a.ground_truth]
     submitted = Counter(r.frame_key for r in reviews if not r.skipped)
     open_tasks = {k for k in keys if submitted[k] < needed}
     reviewers: dict[str, dict[str, int]] = {}

@@ -1,0 +1,275 @@
+"""The Label Studio projects verify keeps for a workspace: finding, creating, recovering them,
+making frames reachable by the server, and importing the tasks that are missing.
+
+Push uses the review project, adjudicate the adjudication project; both go through here.
+The project is found from the workspace (its id and the server it lives on), else by the
+workspace marker in project descriptions, else by the workspace's frame keys in a project of
+the same case (a lost or rebuilt workspace), else created with the labeling config generated
+from the case. Imports go in batches with the SDK's retries off; when an import's outcome is
+unclear the project's keys are listed again before anything is retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import quote
+
+from verify.case import Case
+from verify.clock import timestamp
+from verify.errors import OptionError, ProjectMissing, ServerError
+from verify.labelstudio.client import UPLOAD_BATCH, LabelStudioClient, batched, validate_config
+from verify.labelstudio.config import build_config, check_config, instructions_html
+from verify.records import Frame, Video
+from verify.workspace import Workspace
+
+MARKER = "verify-workspace:"
+
+
+def build_task(frame: Frame, video: Video, image_url: str, workspace_id: str) -> dict[str, Any]:
+    """The Label Studio task for one frame (pure)."""
+    prov = video.provenance
+    bits = [prov.get("title") or prov["source_id"], prov.get("platform"), f"{prov.get('side', 'unknown')} side",
+            f"uploader {prov.get('uploader') or 'unknown'}", f"posted {prov.get('posted_at') or 'date unknown'}"]
+    return {
+        "data": {
+            "image": image_url,
+            "frame_key": frame.key,
+            "provenance": "Source: " + " · ".join(b for b in bits if b),
+            "timestamp": f"{_where(frame)} · video sha256 {video.sha256[:16]}",
+            "source_id": prov["source_id"],
+            "video_sha256": video.sha256,
+            "t_ms": frame.t_ms,
+        },
+        "meta": {"verify_key": frame.key, "verify_workspace": workspace_id},
+    }
+
+
+def _where(frame: Frame) -> str:
+    if frame.preview:
+        return f"Keyframe at {timestamp(frame.t_ms)} (PREVIEW: stream keyframes only, shots may be missing)"
+    return f"Frame at {timestamp(frame.t_ms)} (shot {frame.shot + 1})"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A Label Studio project that verify keeps for a workspace."""
+
+    meta: str  # workspace meta key holding the project id
+    config_meta: str  # workspace meta key holding the sha256 of the config verify last set
+    marker: str  # written into the project description, to find the project again
+    suffix: str  # appended to the case title
+    adjudication: bool
+
+
+REVIEW = Role("project_id", "config_sha256", MARKER, "", False)
+ADJUDICATION = Role("adjudication_project_id", "adjudication_config_sha256", "verify-adjudication:", " (adjudication)", True)
+
+
+TITLE_MAX = 50  # Label Studio allows 50 characters
+
+
+def project_title(case: Case, role: Role = REVIEW) -> str:
+    """The case title and the role's suffix in Label Studio's 50 characters: a long title is cut at a
+    word, its trailing punctuation dropped, and "…" says it was cut."""
+    room = TITLE_MAX - len(role.suffix)
+    title = " ".join(case.title.split())
+    if len(title) > room:
+        cut = title[: room - 1]
+        if " " in cut and title[room - 1].isalnum():  # cut inside a word: drop that word
+            cut = cut.rsplit(" ", 1)[0]
+        title = cut.rstrip(" ,;:.–—-/(") + "…"
+    return title + role.suffix
+
+
+def ensure_project(
+    ws: Workspace, client: LabelStudioClient, new_project: bool = False, reset_config: bool = False,
+    role: Role = REVIEW,
+) -> tuple[int, bool, int]:
+    """Find the workspace's project (of this role) on the server, or create it.
+
+    Returns (id, created, recovered): ``recovered`` is the number of this workspace's frames
+    found in a project that was not yet marked as the workspace's (see ``recover_project``).
+    """
+    case = ws.case
+    config = build_config(case, adjudication=role.adjudication)
+    check_config(config, case)
+    validate_config(config)
+    config_sha = hashlib.sha256(config.encode()).hexdigest()
+    per_task = 1 if role.adjudication else case.review.reviewers_per_frame
+    stored = ws.get_meta(role.meta)
+    same_server = ws.get_meta("server_url") == client.url
+    project_id = int(stored) if stored and same_server and not new_project else None
+    if project_id is None and not new_project:
+        found = client.find_projects(role.marker + ws.id)
+        if len(found) > 1:
+            ids = ", ".join(str(p["id"]) for p in found)
+            raise ServerError(f"{client.url}: projects {ids} all belong to this workspace; delete the extra ones in Label Studio")
+        project_id = found[0]["id"] if found else None
+    recovered = 0
+    if project_id is None and not new_project:  # the workspace may be new or restored: look for the case's project
+        project_id, recovered = recover_project(ws, client, role)
+    project = None
+    if project_id is not None and role.adjudication:
+        try:
+            project = client.get_project(project_id)
+        except ProjectMissing:  # only a queue of disputes, which are sent again: make a new one
+            project_id = None
+    created = False
+    if project_id is None:
+        project_id = client.create_project(
+            title=project_title(case, role),
+            description=f"{case.summary}\n\n{role.marker}{ws.id} case:{case.id}",
+            label_config=config,
+            instructions=instructions_html(case, role.adjudication),
+            maximum_annotations=per_task,
+        )
+        created = True
+    else:
+        project = project or client.get_project(project_id)
+        server_sha = hashlib.sha256((project["label_config"] or "").encode()).hexdigest()
+        edited_on_server = server_sha not in (config_sha, ws.get_meta(role.config_meta))
+        if edited_on_server and not reset_config:
+            raise ServerError(
+                f"{client.url}: the labeling config of project {project_id} was changed on the server since verify pushed it; "
+                "put the change into the case file, or run `verify push --reset-config` to replace it with the case's config"
+            )
+        if server_sha != config_sha or project["maximum_annotations"] != per_task:
+            client.update_project(project_id, label_config=config, maximum_annotations=per_task,
+                                  expert_instruction=instructions_html(case, role.adjudication))
+    ws.update_meta(**{role.meta: str(project_id), "server_url": client.url, role.config_meta: config_sha})
+    return project_id, created, recovered
+
+
+def recover_project(ws: Workspace, client: LabelStudioClient, role: Role) -> tuple[int | None, int]:
+    """A project of this case (and role) on the server holding frames of this workspace, by their keys.
+
+    Frame keys are derived from the videos' bytes and the frames' pixels, so a workspace rebuilt
+    from the same evidence finds its tasks again. The project is marked as this workspace's too.
+    Returns (project id or None, number of matching frames).
+    """
+    ours = {f.key for f in ws.frames()}
+    candidates = [p for p in client.find_projects(f"case:{ws.case.id}") if (role.marker in p["description"])]
+    matches = sorted(((len(ours & set(client.task_keys(p["id"]))), p) for p in candidates), key=lambda m: -m[0])
+    matches = [m for m in matches if m[0]]
+    if not matches:
+        return None, 0
+    if len(matches) > 1 and matches[1][0] == matches[0][0]:
+        ids = ", ".join(str(p["id"]) for _, p in matches)
+        raise ServerError(f"{client.url}: projects {ids} all hold this workspace's frames; run `verify push --new-project`, "
+                          "or delete the extra ones in Label Studio")
+    count, project = matches[0]
+    client.update_project(project["id"], description=f"{project['description']}\n{role.marker}{ws.id}")
+    return project["id"], count
+
+
+def import_missing(
+    client: LabelStudioClient, project_id: int, frames: list[Frame],
+    make_task: Callable[[Frame], dict[str, Any]], progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, int], int]:
+    """Import the frames that are not yet tasks of the project; return (key → task id, number imported).
+
+    Imports go in batches with the SDK's retries off; when an import's outcome is unclear the
+    project is listed again, and only a batch that is really missing makes it fail.
+    """
+    existing = client.task_keys(project_id)
+    missing = [f for f in frames if f.key not in existing]
+    for batch in batched(missing):
+        try:
+            ids = client.import_tasks(project_id, [make_task(f) for f in batch])
+        except ServerError:
+            ids = None
+            existing = client.task_keys(project_id)
+            if not all(f.key in existing for f in batch):
+                raise
+        if ids is not None:
+            existing.update(zip((f.key for f in batch), ids))
+        elif not all(f.key in existing for f in batch):  # stored, but the ids were not returned
+            existing = client.task_keys(project_id)
+        if progress:
+            progress(len(batch))
+    return existing, len(missing)
+
+
+def image_mode(client: LabelStudioClient, files_root: Path | None, images: str) -> str:
+    """How frames reach the server: "local" (local-files storage, the server shares this disk) when a
+    files root is known, else "upload" (through the import API); ``images`` overrides."""
+    if images == "upload" or (images == "auto" and files_root is None):
+        return "upload"
+    require_files_root(client, files_root)
+    return "local"
+
+
+def upload_frames(ws: Workspace, client: LabelStudioClient, project_id: int,
+                  frames: list[Frame]) -> tuple[dict[str, str], int]:
+    """Upload the frames the project does not have yet; return (key → served URL, number uploaded).
+
+    Each upload is recorded at once, so an interrupted push does not upload those again (a
+    crash between the upload and the record leaves an unused copy on the server, nothing worse).
+    """
+    urls = ws.uploads(project_id)
+    missing = [f for f in frames if f.key not in urls]
+    for batch in batched(missing, UPLOAD_BATCH):  # recorded batch by batch
+        got = client.upload_files(project_id, [(f"{f.key}.jpg", ws.path(f.file)) for f in batch])
+        new = {f.key: got[f"{f.key}.jpg"] for f in batch}
+        ws.record_uploads(project_id, new)
+        urls.update(new)
+    return urls, len(missing)
+
+
+def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Path:
+    """The server's local-files document root, or a VerifyError saying there is no way to serve frames."""
+    if files_root is None:
+        raise OptionError(
+            "images", f"local needs the local-files root of {client.url}: set VERIFY_FILES_ROOT to its "
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, or choose upload"
+        )
+    return files_root
+
+
+@contextmanager
+def frames_served(ws: Workspace, client: LabelStudioClient, project_id: int, frames: list[Frame], mode: str,
+                  files_root: Path | None) -> Iterator[tuple[dict[str, str], str]]:
+    """Make the frames reachable by the server; yield (key → URL, how) for the tasks to be imported.
+
+    "upload" sends them first; "local" hard-links them under the files root (and attaches the
+    storage) in the background while the body imports the tasks.
+    """
+    if mode == "upload":
+        urls, uploaded = upload_frames(ws, client, project_id, frames)
+        yield urls, f"uploaded to the server ({uploaded} new)"
+        return
+    folder, urls = frame_urls(ws, frames, files_root)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        serving = pool.submit(lambda: (link_frames(ws.root, frames, folder), client.ensure_local_storage(project_id, str(folder))))
+        yield urls, f"local files under {folder}"
+        serving.result()
+
+
+def frame_urls(ws: Workspace, frames: list[Frame], files_root: Path) -> tuple[Path, dict[str, str]]:
+    """Where the frames are served from (pure): the workspace's folder under the root, and key → URL."""
+    folder = files_root / "verify" / ws.id
+    prefix = "/data/local-files/?d=" + quote(str(folder.relative_to(files_root))) + "/"
+    return folder, {f.key: prefix + quote(str(Path(f.file).relative_to("frames"))) for f in frames}
+
+
+def link_frames(root: Path, frames: list[Frame], folder: Path) -> None:
+    """Hard-link (or copy, across filesystems) each frame of the workspace at ``root`` into ``folder``, once."""
+    made: set[Path] = set()
+    for frame in frames:
+        target = folder / Path(frame.file).relative_to("frames")
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        try:
+            os.link(root / frame.file, target)
+        except FileExistsError:
+            pass
+        except OSError:
+            shutil.copy2(root / frame.file, target)

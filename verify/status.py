@@ -1,0 +1,90 @@
+"""Status: where a workspace stands, for the coordinator (as of the last pull)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from verify.verdicts.merge import ClaimVerdict, Verdicts, review_progress
+from verify.workspace import Workspace
+
+
+@dataclass
+class VideoStatus:
+    source_id: str
+    sha256: str
+    frames_status: str
+    frames: int
+    linked_frames: int  # frames linked to a frame of another source (re-uploads)
+
+
+@dataclass
+class Status:
+    workspace: str
+    case: str
+    videos: list[VideoStatus]
+    frames: int
+    tasks: int
+    open_tasks: int
+    reviewers_per_frame: int
+    label_studio: dict[str, Any]  # url, project_id
+    last_pull: str | None
+    reviewers: dict[str, dict[str, int]]  # reviewer → assigned, done, skipped, remaining (the review project only)
+    claims: list[dict[str, Any]]  # id, frames, reviewed, done, answers, skips, remaining, verdict (as the report counts)
+    adjudication: dict[str, Any]  # project_id, lead, sent, decided, waiting, disputed_not_sent, lead_decisions{lead: n}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
+    """The workspace's videos, frames, tasks and review progress, with each claim's verdict from ``verdicts``."""
+    videos, frames = ws.videos(), ws.frames()
+    project = ws.get_meta("project_id")
+    tasks = ws.tasks()
+    progress = review_progress(ws.case, tasks, ws.annotations())
+    needed = ws.case.review.reviewers_per_frame
+    exports = ws.exports()
+    per_video: dict[str, list[int]] = {v.sha256: [0, 0] for v in videos}
+    for f in frames:
+        per_video[f.video_sha256][0] += 1
+        per_video[f.video_sha256][1] += bool(f.duplicate_of)
+    return Status(
+        workspace=str(ws.root),
+        case=ws.case.id,
+        videos=[VideoStatus(v.source_id, v.sha256, v.frames_status or "pending", *per_video[v.sha256]) for v in videos],
+        frames=len(frames),
+        tasks=len(tasks),
+        open_tasks=progress["open_tasks"],
+        reviewers_per_frame=progress["reviewers_per_frame"],
+        label_studio={"url": ws.get_meta("server_url"), "project_id": int(project) if project else None},
+        last_pull=ws.get_meta("last_pull_at") or (exports[-1].pulled_at if exports else None),
+        reviewers=progress["reviewers"],
+        claims=[_claim_row(c, verdicts, needed) for c in verdicts.claims],
+        adjudication=_queue(ws, verdicts),
+    )
+
+
+def _claim_row(claim: ClaimVerdict, verdicts: Verdicts, needed: int) -> dict[str, Any]:
+    """One claim's progress over the same frames the report counts for it (``ClaimVerdict.frames``)."""
+    frames = [f for f in verdicts.frames if claim.id in f.bears_on or f.verdicts[claim.id].answers]
+    waiting = sum(1 for f in frames if f.task_id is not None and f.verdicts[claim.id].answers < needed)
+    return {"id": claim.id, "frames": claim.frames, "reviewed": claim.reviewed_frames, "answered": claim.reviewed_frames,
+            "done": claim.complete,
+            "answers": claim.answers, "skips": claim.skips, "remaining": waiting, "verdict": claim.verdict}
+
+
+def _queue(ws: Workspace, verdicts: Verdicts) -> dict[str, Any]:
+    """The adjudication queue: disputed frames sent to the lead, decided by them, still waiting, not yet sent."""
+    project = ws.get_meta("adjudication_project_id")
+    sent = len(ws.task_ids(int(project))) if project else 0
+    decided = [f for f in verdicts.frames if any(v.adjudicated_by for v in f.verdicts.values())]
+    waiting = max(0, sent - len(decided))
+    leads: dict[str, int] = {}
+    for f in decided:
+        for v in f.verdicts.values():
+            if v.adjudicated_by:
+                leads[v.adjudicated_by] = leads.get(v.adjudicated_by, 0) + 1
+    return {"project_id": int(project) if project else None, "lead": ws.get_meta("adjudication_lead"), "sent": sent,
+            "decided": len(decided), "waiting": waiting,
+            "disputed_not_sent": max(0, len(verdicts.disputed_frames()) - waiting), "lead_decisions": leads}

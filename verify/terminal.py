@@ -1,0 +1,146 @@
+"""What the CLI prints: each stage's result as lines of text (pure; ``verify.cli`` echoes them).
+
+Everything that came from a file, a platform, a reviewer or a server goes through ``shown`` first:
+a file name holding a newline must not forge an "ok" line, and a URL's password is never echoed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Control characters (C0, DEL, C1), line/paragraph separators and bidirectional overrides: a name holding one
+# could forge a line ("ok … ingested") or recolour the terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def shown(text: object) -> str:
+    """Untrusted text as printed: control characters escaped (\\n, \\x1b, …), URL credentials replaced by ***."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), _CREDENTIALS.sub("***@", str(text)))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def ingested(result: Any) -> str:
+    return f"{'ok  ' if result.ok else 'FAIL'} {shown(result.path)}: {shown(result.message)}"
+
+
+def ingest_summary(results: list[Any]) -> str:
+    failed = sum(1 for r in results if not r.ok)
+    known = sum(1 for r in results if r.ok and r.known)
+    return f"{len(results) - failed - known} new, {known} already known, {failed} failed, of {len(results)}"
+
+
+def frame_check(check: Any) -> str:
+    where = f"{shown(check.source_id)} frame {check.frame_index} at {check.t_ms / 1000:.3f} s ({check.key})"
+    if check.ok:
+        return f"match {where}: decoded again from the evidence, pixels identical; JPEG intact"
+    problems = [name for name, good in (("pixels differ", check.pixels_match), ("time differs", check.time_match),
+                                        ("JPEG changed or missing", check.jpeg_intact),
+                                        ("record differs from custody.log", check.as_logged)) if not good]
+    return f"MISMATCH {where}: {', '.join(problems)}"
+
+
+def extracted(result: Any) -> str:
+    name = shown(f"{result.source_id} ({result.sha256[:12]})")
+    if not result.ok:
+        return f"FAIL {name}: {shown(result.message)}"
+    return f"ok   {name}: {shown(result.message)}" + (f"; WARNING {shown(result.warning)}" if result.warning else "")
+
+
+def pushed(result: Any) -> list[str]:
+    made = "created" if result.created_project else (
+        f"found again on the server by its case id and {result.recovered} matching frames" if result.recovered else "found")
+    return [f"project {result.project_id} {made}: {result.imported} tasks imported, {result.already_there} already there, "
+            f"{result.skipped_duplicates} re-uploaded frames not sent again",
+            f"images: {shown(result.images)}",
+            f"reviewers label at {shown(result.project_url)}"]
+
+
+def pulled(result: Any, adjudicating: bool) -> list[str]:
+    what = "full export" if result.full else "changed since the last pull"
+    archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
+    lines = [f"pulled {plural(result.annotations, 'annotation')} ({plural(result.skipped, 'skip')}) by "
+             f"{plural(result.reviewers, 'reviewer')} on {plural(result.tasks, 'task')} ({what}){archived}"]
+    if adjudicating:
+        lines.append(f"pulled {plural(result.lead_decisions, 'lead decision')} from the adjudication project"
+                     + (f" ({plural(result.ignored, 'annotation')} there by others than the lead ignored)"
+                        if result.ignored else ""))
+    return lines
+
+
+def merged(verdicts: Any) -> list[str]:
+    """Per claim, the figures the report and `verify status` give: frames reviewed of the claim's frames, answers, skips."""
+    width = max((len(c.id) for c in verdicts.claims), default=0)
+    return [f"{claim.id:<{width}}  {claim.verdict:<13} {claim.reviewed_frames} of {plural(claim.frames, 'frame')} reviewed, "
+            f"{plural(claim.answers, 'answer')}, {plural(claim.skips, 'skip')}"
+            + (f", {claim.agreement['percent']}% unanimous" if claim.agreement["percent"] is not None else "")
+            for claim in verdicts.claims]
+
+
+def adjudicated(result: Any, lead: str | None) -> list[tuple[str, bool]]:
+    """Lines, each with whether it is a warning (stderr)."""
+    lines = [(f"{plural(result.disputed, 'disputed frame')}; {result.imported} newly sent to adjudication project "
+              f"{result.project_id}", False)]
+    if result.conflicts:
+        lines.append((f"warning: the lead {shown(lead)} answered {plural(len(result.conflicts), 'of these disputed frame')} "
+                      "as a reviewer (a conflict of interest; the report says so beside each decision): "
+                      + "; ".join(shown(c) for c in result.conflicts), True))
+    lines.append((f"the lead{' ' + shown(lead) if lead else ''} decides at {shown(result.project_url)}", False))
+    return lines
+
+
+def reported(reports: Any) -> list[str]:
+    return [f"{fmt:<4} report: {shown(path)}  sha256 {sha}" for fmt, (path, sha) in reports.written.items()]
+
+
+def status(state: Any) -> list[str]:
+    lines = [f"workspace {shown(state.workspace)} · case {state.case}"]
+    for v in state.videos:
+        linked = f", {v.linked_frames} linked to another source" if v.linked_frames else ""
+        lines.append(f"  video {shown(v.source_id)} ({v.sha256[:12]}): {v.frames} frames ({v.frames_status}){linked}")
+    project = state.label_studio["project_id"]
+    where = f"project {project} on {shown(state.label_studio['url'])}" if project else "not pushed yet"
+    lines.append(f"frames {state.frames} · tasks {state.tasks} ({where}) · last pull {state.last_pull or 'never'}")
+    lines.append(f"{state.open_tasks} of {state.tasks} tasks still need answers ({state.reviewers_per_frame} reviewers per frame)"
+                 + (" · as of the last pull; run `verify pull` for the latest" if state.last_pull else ""))
+    names = {name: shown(name) for name in state.reviewers}
+    width = max([len("reviewer"), len("claim"), *map(len, names.values()), *(len(c["id"]) for c in state.claims)])
+    if state.reviewers:  # names and ids are never cut: the columns are as wide as the longest
+        lines.append(f"  {'reviewer':<{width}} {'assigned':>8} {'done':>6} {'skipped':>8} {'remaining':>10}")
+    for name, s in state.reviewers.items():
+        lines.append(f"  {names[name]:<{width}} {s['assigned']:>8} {s['done']:>6} {s['skipped']:>8} {s['remaining']:>10}")
+    lines.append(f"  {'claim':<{width}} {'frames':>8} {'reviewed':>8} {'done':>6} {'answers':>8} {'skips':>6} "
+                 f"{'remaining':>10}  verdict")
+    for c in state.claims:
+        lines.append(f"  {c['id']:<{width}} {c['frames']:>8} {c['reviewed']:>8} {c['done']:>6} {c['answers']:>8} "
+                     f"{c['skips']:>6} {c['remaining']:>10}  {c['verdict']}")
+    q = state.adjudication
+    if q["project_id"] or q["disputed_not_sent"]:
+        leads = ", ".join(f"{shown(who)} {n}" for who, n in q["lead_decisions"].items())
+        lines.append(f"adjudication: {plural(q['sent'], 'disputed frame')} sent (project {q['project_id'] or 'none yet'}), "
+                     f"{q['decided']} decided, {q['waiting']} waiting for the lead, {q['disputed_not_sent']} disputed and "
+                     f"not yet sent (`verify adjudicate`)" + (f" · lead decisions, counted apart: {leads}" if leads else ""))
+    return lines
+
+
+def audited(result: Any, signatures_checked: bool) -> list[str]:
+    stamps = result.timestamps
+    lines = []
+    for kind, paths in (("CHANGED", result.changed), ("MISSING", result.missing), ("UNEXPECTED", result.unexpected),
+                        ("REWRITTEN", result.rewritten), ("REMOVED", result.removed), ("UNLOGGED", result.unlogged)):
+        for path in paths:
+            lines.append(f"{kind:<10} {shown(path)}" + (f": {shown(result.why[path])}" if path in result.why else ""))
+    lines += [f"LOG        {shown(problem)}" for problem in result.log.problems + stamps.problems]
+    lines += [f"NOTE       {shown(note)}" for note in result.log.notes + result.notes + stamps.notes]
+    against = len(result.rewritten) + len(result.removed) + len(result.unlogged)
+    anchored = (f"anchored up to entry {stamps.anchored_seq} by {shown(stamps.anchored_by)} at {stamps.anchored_at}"
+                + (f" ({stamps.verified} signatures verified)" if signatures_checked else " (signatures not checked: --tsa-ca)")
+                if stamps.anchored_seq else "not externally anchored")
+    lines.append(f"{result.checked} stored files checked: {len(result.changed)} changed, {len(result.missing)} missing, "
+                 f"{len(result.unexpected)} unexpected, {against} not as logged; custody log: {result.log.entries} "
+                 "entries, " + ("chain intact" if result.log.ok and not stamps.problems else "BROKEN") + f"; {anchored}")
+    return lines
