@@ -283,3 +283,43 @@ def test_preview_decodes_only_keyframes_and_says_so(ingested):
     # a full extraction afterwards is not skipped
     full = extract(ingested)
     assert len(full) == len(results) and all(ingested.video(r.sha256).frames_status in ("ok", "partial") for r in full)
+
+
+def test_a_mirrored_letterboxed_reupload_is_linked_as_a_whole_and_reported_with_its_span(workspace, footage, tmp_path):
+    """A repost made the way reposters do (mirrored, letterboxed into a square, recompressed) is recognised as
+    a re-upload of the original: its frames link to the original's, and status and the report say where."""
+    import av
+    import cv2
+
+    from verify.media.ingest import ingest
+    from verify.pipeline import current_verdicts
+    from verify.report.build import build_report
+    from verify.status import workspace_status
+
+    original = footage["militants_at_gate"]
+    repost = tmp_path / "repost.mp4"
+    with av.open(str(original)) as src, av.open(str(repost), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width = stream.height = 640
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "30"}
+        for frame in src.decode(video=0):
+            image = cv2.flip(frame.to_ndarray(format="bgr24"), 1)
+            square = cv2.copyMakeBorder(image, 140, 140, 0, 0, cv2.BORDER_CONSTANT, value=0)  # 640×360 → 640×640
+            for packet in stream.encode(av.VideoFrame.from_ndarray(square, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    [a] = ingest(workspace, [original], source_id="militants-at-gate")
+    [b] = ingest(workspace, [repost])
+    extract(workspace)
+    [found] = workspace.reuploads()
+    assert (found.video_sha256, found.original_sha256, found.mirrored) == (b.sha256, a.sha256, True)
+    originals = {f.key for f in workspace.frames(a.sha256)}
+    linked = [f for f in workspace.frames(b.sha256) if f.duplicate_of]
+    assert linked and all(f.duplicate_of in originals for f in linked) and found.frames == len(linked)
+    assert found.share >= 0.9
+    [video] = [v for v in workspace_status(workspace, current_verdicts(workspace)).videos if v.sha256 == b.sha256]
+    assert video.reupload_of and video.reupload_of[0].startswith("militants-at-gate: ") and "mirrored" in video.reupload_of[0]
+    source = next(s for s in build_report(workspace, current_verdicts(workspace))["sources"] if s["sha256"] == b.sha256)
+    assert source["reuploads"][0]["of"] == "militants-at-gate" and "of militants-at-gate, mirrored" in source["reuploads"][0]["span"]

@@ -98,3 +98,16 @@ class Export:
     project_id: int
     tasks: int
     annotations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reupload:
+    """Video ``video_sha256`` re-uploads (parts of) the earlier-ingested ``original_sha256``."""
+
+    video_sha256: str
+    original_sha256: str
+    share: float  # share of the re-upload's frames the original explains (those are not reviewed again)
+    frames: int  # how many
+    span: str  # where in the original, e.g. "0:20–0:40 of A, mirrored, 1.25× speed"
+    mirrored: bool
+    speed: float  # the original's seconds per second of the re-upload

@@ -16,6 +16,7 @@ class VideoStatus:
     frames_status: str
     frames: int
     linked_frames: int  # frames linked to a frame of another source (re-uploads)
+    reupload_of: list[str]  # "SOURCE: where in it", for each earlier video this one re-uploads
 
 
 @dataclass
@@ -45,6 +46,8 @@ def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
     progress = review_progress(ws.case, tasks, ws.annotations())
     needed = ws.case.review.reviewers_per_frame
     exports = ws.exports()
+    source_of = {v.sha256: v.source_id for v in videos}
+    reuploads = ws.reuploads()
     per_video: dict[str, list[int]] = {v.sha256: [0, 0] for v in videos}
     for f in frames:
         per_video[f.video_sha256][0] += 1
@@ -52,7 +55,9 @@ def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
     return Status(
         workspace=str(ws.root),
         case=ws.case.id,
-        videos=[VideoStatus(v.source_id, v.sha256, v.frames_status or "pending", *per_video[v.sha256]) for v in videos],
+        videos=[VideoStatus(v.source_id, v.sha256, v.frames_status or "pending", *per_video[v.sha256],
+                            [f"{source_of[r.original_sha256]}: {r.span.replace(' of A', '')} ({r.frames} frames)"
+                             for r in reuploads if r.video_sha256 == v.sha256]) for v in videos],
         frames=len(frames),
         tasks=len(tasks),
         open_tasks=progress["open_tasks"],

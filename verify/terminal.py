@@ -102,6 +102,7 @@ def status(state: Any) -> list[str]:
     for v in state.videos:
         linked = f", {v.linked_frames} linked to another source" if v.linked_frames else ""
         lines.append(f"  video {shown(v.source_id)} ({v.sha256[:12]}): {v.frames} frames ({v.frames_status}){linked}")
+        lines += [f"    re-uploads {shown(of)}" for of in v.reupload_of]
     project = state.label_studio["project_id"]
     where = f"project {project} on {shown(state.label_studio['url'])}" if project else "not pushed yet"
     lines.append(f"frames {state.frames} · tasks {state.tasks} ({where}) · last pull {state.last_pull or 'never'}")

@@ -30,7 +30,7 @@ from verify.case import Case, load_case
 from verify.clock import now_utc
 from verify.errors import WorkspaceBusy, WorkspaceError
 from verify.files import atomic_write
-from verify.records import Annotation, Capture, Export, Frame, Video
+from verify.records import Annotation, Capture, Export, Frame, Reupload, Video
 
 DB_NAME = "verify.db"
 SCHEMA_VERSION = 4
@@ -113,6 +113,16 @@ CREATE TABLE IF NOT EXISTS exports (
     tasks INTEGER NOT NULL,
     annotations INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reuploads (
+    video_sha256 TEXT NOT NULL REFERENCES videos(sha256),
+    original_sha256 TEXT NOT NULL REFERENCES videos(sha256),
+    share REAL NOT NULL,
+    frames INTEGER NOT NULL,
+    span TEXT NOT NULL,
+    mirrored INTEGER NOT NULL,
+    speed REAL NOT NULL,
+    PRIMARY KEY (video_sha256, original_sha256)
+);
 CREATE TABLE IF NOT EXISTS timestamps (
     file TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -146,7 +156,7 @@ MIGRATE_3_TO_4 = """
 BEGIN;
 CREATE TABLE IF NOT EXISTS timestamps (file TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL,
                                        log_seq INTEGER NOT NULL, tsa TEXT NOT NULL, gen_time TEXT NOT NULL, sha256 TEXT NOT NULL);
-UPDATE meta SET value = '4' WHERE key = 'schema_version';
+UPDATE meta SET value = '4' WHERE key = 'schema_version';  -- (reuploads: created by SCHEMA on open)
 COMMIT;
 """
 MIGRATIONS = {"1": MIGRATE_1_TO_2, "2": MIGRATE_2_TO_3, "3": MIGRATE_3_TO_4}  # from schema version: one transaction each, all or nothing
@@ -390,6 +400,19 @@ class Workspace:
         """Set (or clear, with None) each frame's ``duplicate_of``: frame key → key of the frame it re-uploads."""
         with self.transaction() as db:
             db.executemany("UPDATE frames SET duplicate_of = ? WHERE key = ?", [(o, k) for k, o in links.items()])
+
+    def reuploads(self) -> list[Reupload]:
+        """Which videos re-upload which earlier ones (as last found by ``verify frames``)."""
+        rows = self.db.execute("SELECT * FROM reuploads ORDER BY video_sha256, share DESC")
+        return [Reupload(**{**dict(r), "mirrored": bool(r["mirrored"])}) for r in rows]
+
+    def record_reuploads(self, found: list[Reupload]) -> None:
+        """Replace what is known of re-uploads with ``found`` (matching runs over every video each time)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM reuploads")
+            db.executemany("INSERT INTO reuploads (video_sha256, original_sha256, share, frames, span, mirrored, speed)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(r.video_sha256, r.original_sha256, r.share, r.frames, r.span, r.mirrored, r.speed) for r in found])
 
     # --- Label Studio tasks and uploaded images ------------------------------------------------
 

@@ -33,7 +33,8 @@ from verify import __version__, custody
 from verify.errors import MediaError, OptionError
 from verify.media.isolate import map_isolated, report_failure, run_isolated
 from verify.media.decode import decode_at
-from verify.records import Frame, Video
+from verify.media.match import Fingerprint, fingerprint, match_videos
+from verify.records import Frame, Reupload, Video
 from verify.workspace import Workspace
 
 EXTRACTOR = f"verify.frames/{__version__}"
@@ -249,7 +250,7 @@ def write_frame(picture, record: dict[str, Any], out_dir: str, quality: int) -> 
             raise MediaError("no space left on the workspace's disk; free some and run `verify frames` again") from None
         raise
     return {**record, "file": name, "sha256": hashlib.sha256(data).hexdigest(), "pixel_sha256": pixel_sha,
-            "width": int(image.shape[1]), "height": int(image.shape[0])}
+            "width": int(image.shape[1]), "height": int(image.shape[0]), "fingerprint": fingerprint(image).to_json()}
 
 
 def extract(
@@ -338,21 +339,45 @@ def _record(ws: Workspace, video: Video, tmp: Path, outcome, params: FrameParams
 
 
 def link_reuploads(ws: Workspace, distance: int) -> int:
-    """Link each frame to a near-identical frame of an earlier-ingested video; return new links."""
-    order = {v.sha256: i for i, v in enumerate(ws.videos())}
-    frames = sorted(ws.frames(), key=lambda f: (order[f.video_sha256], f.t_ms))
-    originals: list[tuple[int, str, str]] = []  # (hash, key, video)
-    links = {}
-    for f in frames:
-        h = int(f.phash, 16)
-        match = next((key for oh, key, vid in originals if vid != f.video_sha256 and hamming(h, oh) <= distance), None)
-        if match:
-            if f.duplicate_of != match:
-                links[f.key] = match
-        else:
-            originals.append((h, f.key, f.video_sha256))
+    """Find which videos re-upload earlier-ingested ones and link their frames; return the links made or changed.
+
+    Videos are matched as a whole (``verify.media.match.match_videos``: several keyframes consistent
+    with one time mapping, through pads, crops, mirroring and speed changes); a re-upload's frames
+    the original explains get ``duplicate_of`` (the original's frame, itself never a duplicate), the
+    others stay for review. Frames extracted before fingerprints existed are linked as before: a
+    64-bit perceptual hash within ``distance`` bits of an earlier video's frame.
+    """
+    videos = ws.videos()
+    frames = {v.sha256: ws.frames(v.sha256) for v in videos}
+    prints = {sha: [(f, Fingerprint.from_json(f.fingerprint)) for f in fs if f.fingerprint] for sha, fs in frames.items()}
+    target: dict[str, str] = {}  # frame key → the original frame it re-uploads
+    found = []
+    for j, b in enumerate(videos):
+        for a in videos[:j]:
+            pa, pb = prints[a.sha256], prints[b.sha256]
+            vm = match_videos([(f.t_ms, fp) for f, fp in pa], [(f.t_ms, fp) for f, fp in pb]) if pa and pb else None
+            if vm is None:
+                continue
+            found.append(Reupload(b.sha256, a.sha256, round(vm.share, 3), len(vm.explained), vm.describe(), vm.mirrored,
+                                  round(vm.speed, 3)))
+            for ib, (ia, _) in sorted(vm.explained.items()):
+                original = pa[ia][0].key
+                target.setdefault(pb[ib][0].key, target.get(original, original))
+    originals: list[tuple[int, str, str]] = []  # the phash fallback, for frames without a fingerprint
+    for v in videos:
+        for f in frames[v.sha256]:
+            if f.fingerprint or f.key in target:
+                continue
+            h = int(f.phash, 16)
+            match = next((key for oh, key, vid in originals if vid != v.sha256 and hamming(h, oh) <= distance), None)
+            if match:
+                target[f.key] = match
+            else:
+                originals.append((h, f.key, v.sha256))
+    links = {f.key: target[f.key] for fs in frames.values() for f in fs if f.key in target and f.duplicate_of != target[f.key]}
     if links:
         ws.link_reuploads(links)
+    ws.record_reuploads(found)
     return len(links)
 
 

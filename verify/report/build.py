@@ -30,6 +30,7 @@ from verify.clock import now_utc, timestamp
 from verify.errors import VerifyError
 from verify.files import atomic_write
 from verify.report.draw import GROUP_COLOURS, UNKNOWN_COLOUR, Drawn, annotate, font_name
+from verify.records import Reupload
 from verify.urls import safe_url
 from verify.verdicts.merge import Verdicts
 from verify.workspace import Workspace
@@ -46,6 +47,13 @@ VERDICT_TEXT = {
 PAPER = {"a4": "A4", "letter": "letter"}  # --paper → CSS @page size
 GALLERY_IMAGES = 24  # per claim and kind of evidence, frames shown as pictures; the rest as links
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def reupload_of(found: Reupload, source_of: dict[str, str]) -> dict[str, Any]:
+    """A re-upload as the report shows it: which source, where in it, how much of this video it explains."""
+    of = source_of.get(found.original_sha256, found.original_sha256[:12])
+    return {"of": of, "of_sha256": found.original_sha256, "share": found.share, "frames": found.frames,
+            "span": found.span.replace(" of A", f" of {of}"), "mirrored": found.mirrored, "speed": found.speed}
 
 
 def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -100,6 +108,9 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         })
 
     video_verdicts = {v.sha256: v.claims for v in verdicts.videos}
+    reuploads: dict[str, list[Reupload]] = {}
+    for found in ws.reuploads():
+        reuploads.setdefault(found.video_sha256, []).append(found)
     source_of = {v.sha256: v.source_id for v in videos}
     sources = []
     for video in videos:
@@ -121,6 +132,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "frames_note": video.frames_note,
             "reupload_of": links,
             "duplicate_frames": sum(1 for f in own if f["duplicate_of"]),
+            "reuploads": [reupload_of(r, source_of) for r in reuploads.get(video.sha256, [])],
             "verdicts": video_verdicts.get(video.sha256, {}),
             "captures": [{"url_given": c.url_given, "canonical_url": c.canonical_url, "captured_at": c.captured_at,
                           "how": c.record.get("how"), "platform_fields": c.record.get("platform_fields", {}),
