@@ -273,3 +273,19 @@ def test_a_request_is_the_der_openssl_reads(tmp_path):
     done = _openssl("ts", "-query", "-in", "q.tsq", "-text", cwd=tmp_path)
     assert done.returncode == 0 and "Hash Algorithm: sha256" in done.stdout and "Nonce: 0x4000000000000005" in done.stdout
     assert "Certificate required: yes" in done.stdout
+
+
+def test_the_report_lists_each_timestamp_with_the_openssl_command_that_checks_it(ws, authority):
+    """The report shows each token it was built on; its command, run as printed in the workspace, verifies."""
+    import shlex
+
+    _, ca, _, _ = authority
+    assert _cli(ws, "report", "--format", "json", "--format", "md").exit_code == 0
+    report = json.loads((ws / "reports" / "report.json").read_text())
+    listed = report["integrity"]["timestamps"]
+    assert listed and {t["kind"] for t in listed} == {"head", "evidence"}  # reports are stamped after they are written
+    assert "openssl ts -verify" in (ws / "reports" / "report.md").read_text()
+    for token in listed:
+        args = shlex.split(token["check"].replace("tsa-ca.pem", str(ca)))
+        done = _openssl(*args[1:], cwd=ws)
+        assert done.returncode == 0 and "Verification: OK" in done.stdout, (token, done.stdout, done.stderr)

@@ -197,8 +197,18 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "custody_head": ws.get_meta(custody.HEAD),
             "how_to_check": "run `verify audit` in the workspace; the report's own sha256 is in custody.log "
                             "(action \"report\") and can be checked with sha256sum",
+            # the log and the evidence; a report's own token is made once it is written (timestamps/…-report-….tsr)
+            "timestamps": [timestamp_token(t) for t in ws.timestamps() if t["kind"] != "report"],
         },
     }
+
+
+def timestamp_token(token: dict[str, Any]) -> dict[str, Any]:
+    """An RFC 3161 token as the report lists it, with the OpenSSL command that checks it without verify."""
+    what = f"-digest {token['digest']}" if token["kind"] == "head" else f"-data {token['subject']}"
+    return {"kind": token["kind"], "subject": token["subject"], "log_seq": token["log_seq"], "tsa": token["tsa"],
+            "gen_time": token["gen_time"], "file": token["file"],
+            "check": f"openssl ts -verify -in {token['file']} {what} -CAfile tsa-ca.pem"}
 
 
 def label_legend(case: Case) -> list[dict[str, Any]]:
