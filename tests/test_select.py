@@ -219,3 +219,23 @@ def test_limited_range_gain_scales_differences():
         selector.feed(picture.astype(np.uint8), i * 40.0, i, gain=255 / 219)
     selector.finish()
     assert selector.counts.cuts == 1
+
+
+def test_people_walking_through_a_static_wide_shot_give_a_frame_every_max_interval_while_they_move():
+    """A surveillance-style shot: small figures (a few % of the picture) cross a still scene. They are not a new
+    view, but once max_interval_s has passed with them moving, a frame shows where they are now."""
+    square = view(A, 300)
+    walking = [_with_block(_with_block(square, x, 70, 10, y=50, value=30), 150 - x * 0.6, 60, 9, y=55, value=230)
+               for x in np.linspace(10, 180, int(10 * FPS))]
+    picks, counts = run([square] * 25 + walking + [square] * 50)
+    assert counts.shots == 1 and counts.cuts == 0
+    reasons = [p.reason for p in picks]
+    assert reasons[0] == "shot" and "subject" in reasons
+    assert 3 <= len(picks) <= 1 + 10 / 2 + 2, [(seconds(p), p.reason) for p in picks]
+    gaps = [b.t_ms - a.t_ms for a, b in zip(picks, picks[1:])]
+    assert min(gaps) >= 2000 - 1  # never more often than max_interval_s
+
+
+def test_a_still_shot_with_only_sensor_noise_stays_one_frame():
+    picks, _ = run([view(B, 200)] * int(20 * FPS))
+    assert len(picks) == 1

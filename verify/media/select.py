@@ -59,6 +59,8 @@ class SelectParams:
     view_change: float = 0.45  # 1 − correlation of the coarse structure with every kept view: a new view
     drift: float = 0.15  # a smaller change that still gives a frame once max_interval_s has passed
     view_floor: float = 3.0  # mean grey difference of the coarse structure below which two views are one
+    subject_share: float = 0.02  # share of the tiny picture changed by more than subject_level against every kept
+    subject_level: float = 25.0  # view: people or vehicles moved in an otherwise still view (once max_interval_s passed)
     blank_std: float = 5.0  # grey standard deviation below which a picture is blank
     pick_s: float = 0.4  # the sharpest picture of this long a window after each decision is kept
     look_every_s: float = 0.1  # the view is compared with the kept ones this often (a view lasts longer)
@@ -353,16 +355,38 @@ class Selector:
                 change = min(change, self._distance(pic, kept))
                 if change < p.drift:
                     break
+            due = self._last_kept_t is not None and pic.t - self._last_kept_t >= p.max_interval_s * 1000
             if change >= p.view_change:
                 self._window = [pic.t, pic, "view"]
-            elif change >= p.drift and self._last_kept_t is not None and pic.t - self._last_kept_t >= p.max_interval_s * 1000:
+            elif change >= p.drift and due:
                 self._window = [pic.t, pic, "interval"]
+            elif due and self._kept and self._subject_moved(pic):
+                self._window = [pic.t, pic, "subject"]
         if self._window is not None:
             start, best, _ = self._window
             if pic is not best and pic.sharpness() > best.sharpness():
                 self._window[1] = pic
             if pic.t - start >= p.pick_s * 1000:
                 self._close_window()
+
+    def _subject_moved(self, pic: _Pic) -> bool:
+        """Something moved in a view that is otherwise the same (a static camera: people, vehicles): enough of the
+        tiny picture changed strongly against every recent kept view. Only once ``max_interval_s`` has passed."""
+        p = self.p
+        for kept in self._kept[: -p.compare_views - 1 : -1]:
+            if kept.tiny.shape != pic.tiny.shape:
+                continue
+            dy, dx = _shift(pic, kept)  # a shaking hand or a slight pan is not a subject: align the two first
+            h, w = pic.tiny.shape
+            if abs(dy) > h // 4 or abs(dx) > w // 4:
+                continue
+            here = pic.tiny[max(0, dy): h + min(0, dy), max(0, dx): w + min(0, dx)]
+            there = kept.tiny[max(0, -dy): h + min(0, -dy), max(0, -dx): w + min(0, -dx)]
+            # a change counts only where it also stands against the aligned neighbours (sub-pixel shake moves edges)
+            diff = cv2.erode(np.abs(cv2.blur(here, (3, 3)) - cv2.blur(there, (3, 3))), np.ones((2, 2), np.uint8))
+            if float(np.count_nonzero(diff > p.subject_level)) / pic.tiny.size < p.subject_share:
+                return False
+        return True
 
     def _distance(self, a: _Pic, b: _Pic) -> float:
         """How different two views are: 0 (the same) to 1 (unrelated) or more (anti-correlated).
