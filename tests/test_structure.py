@@ -17,7 +17,7 @@ SQL = re.compile(r"\b(SELECT\s+.+\s+FROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w
 OWNERS = {
     "av": {"media/decode.py"}, "label_studio_sdk": {"labelstudio/client.py"}, "yt_dlp": {"media/links.py"},
     "jinja2": {"report/build.py"}, "PIL": {"report/draw.py"}, "click": {"cli.py"}, "yaml": {"case.py"},
-    "rfc3161_client": {"timestamps.py"},
+    "rfc3161_client": {"timestamps.py"}, "geographiclib": {"geodesy.py"},
 }
 
 
