@@ -97,6 +97,23 @@ class Claim:
     id: str
     text: str
     claimed_by: str = ""
+    place: str | None = None  # id of the place the claim asserts (a location claim), see Place
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place a claim names: where it is (if known), how far around it counts, and where the coordinates come from."""
+
+    id: str
+    name: str
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float = 500.0
+    source: str = ""  # where the coordinates come from (a citation)
+
+    @property
+    def located(self) -> bool:
+        return self.lat is not None and self.lon is not None
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,7 @@ class Case:
     sources: tuple[Source, ...]
     review: ReviewPolicy = field(default_factory=ReviewPolicy)
     frames: FramePolicy = field(default_factory=FramePolicy)
+    places: tuple[Place, ...] = ()
     path: str = ""
     sha256: str = ""
 
@@ -275,11 +293,12 @@ class _Checker:
             doc,
             "",
             required={"id", "title", "claims", "labels"},
-            optional={"schema", "summary", "instructions", "sources", "review", "frames"},
+            optional={"schema", "summary", "instructions", "sources", "review", "frames", "places"},
         )
         if doc.get("schema", SCHEMA) != SCHEMA:
             self.fail("schema", f"unsupported schema {_show(doc['schema'])}; this verify reads {SCHEMA!r}")
-        claims = self.claims(doc["claims"])
+        places = self.places(doc.get("places") or [])
+        claims = self.claims(doc["claims"], {p.id for p in places})
         claim_ids = {c.id for c in claims}
         review = self.review(doc.get("review") or {})
         return Case(
@@ -292,15 +311,47 @@ class _Checker:
             sources=self.sources(doc.get("sources") or [], claim_ids),
             review=review,
             frames=self.frame_policy(doc.get("frames") or {}),
+            places=places,
         )
 
-    def claims(self, value: Any) -> tuple[Claim, ...]:
+    def places(self, value: Any) -> tuple[Place, ...]:
+        if not isinstance(value, list):
+            self.fail("places", "expected a list of places, each with id and name (and latitude, longitude, radius_m, source)")
+        places, seen = [], set()
+        for i, item in enumerate(value):
+            key = f"places[{i}]"
+            item = self.mapping(item, key, required={"id", "name"}, optional={"latitude", "longitude", "radius_m", "source"})
+            place_id = self.ident(item["id"], f"{key}.id")
+            if place_id in seen:
+                self.fail(f"{key}.id", f"duplicate place id {place_id!r}; place ids must be unique")
+            seen.add(place_id)
+            lat, lon = item.get("latitude"), item.get("longitude")
+            if (lat is None) != (lon is None):
+                self.fail(f"{key}.{'longitude' if lon is None else 'latitude'}", "give both latitude and longitude, or "
+                          "neither (an unlocated place: the report says so)")
+            for name, number, limit in (("latitude", lat, 90), ("longitude", lon, 180)):
+                if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
+                                           or not -limit <= number <= limit):
+                    self.fail(f"{key}.{name}", f"expected decimal degrees from -{limit} to {limit} (north and east "
+                              f"positive), got {_show(number)}")
+            radius = item.get("radius_m", 500)
+            if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 1 <= radius <= 1_000_000:
+                self.fail(f"{key}.radius_m", f"expected metres from 1 to 1000000, got {_show(radius)}")
+            source = self.text(item.get("source"), f"{key}.source", optional=True, limit=1000) or ""
+            if lat is not None and not source:
+                self.fail(f"{key}.source", "say where the coordinates come from (a map, a gazetteer, a cited page)")
+            places.append(Place(place_id, self.text(item["name"], f"{key}.name", limit=200),
+                                None if lat is None else float(lat), None if lon is None else float(lon),
+                                float(radius), source))
+        return tuple(places)
+
+    def claims(self, value: Any, place_ids: set[str] = frozenset()) -> tuple[Claim, ...]:
         if not isinstance(value, list) or not value:
             self.fail("claims", "expected a non-empty list of claims, each with id and text")
         claims, seen = [], set()
         for i, item in enumerate(value):
             key = f"claims[{i}]"
-            item = self.mapping(item, key, required={"id", "text"}, optional={"claimed_by"})
+            item = self.mapping(item, key, required={"id", "text"}, optional={"claimed_by", "place"})
             claim_id = self.ident(item["id"], f"{key}.id")
             if claim_id in seen:
                 self.fail(f"{key}.id", f"duplicate claim id {claim_id!r}; claim ids must be unique")
@@ -309,7 +360,10 @@ class _Checker:
             if text.startswith("$"):
                 self.fail(f"{key}.text", "must not start with '$' (Label Studio reads that as a task field)")
             claimed_by = self.text(item.get("claimed_by"), f"{key}.claimed_by", optional=True) or ""
-            claims.append(Claim(claim_id, text, claimed_by))
+            place = item.get("place")
+            if place is not None and (not isinstance(place, str) or place not in place_ids):
+                self.fail(f"{key}.place", f"unknown place id {_show(place)}; known: {', '.join(sorted(place_ids)) or 'none (add places:)'}")
+            claims.append(Claim(claim_id, text, claimed_by, place))
         return tuple(claims)
 
     def labels(self, value: Any) -> tuple[LabelGroup, ...]:
@@ -320,7 +374,7 @@ class _Checker:
         for name, group in value.items():
             key = f"labels.{name}"
             self.ident(name, key, GROUP_PATTERN)
-            if name in reserved or name.startswith("claim_"):
+            if name in reserved or name.startswith(("claim_", "geo_")):
                 self.fail(key, f"group name {name!r} is reserved; choose another")
             group = self.mapping(group, key, required={"labels"}, optional={"title"})
             title = self.text(group.get("title") or name.replace("_", " ").capitalize(), f"{key}.title", limit=100)
