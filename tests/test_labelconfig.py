@@ -26,7 +26,7 @@ def test_seed_config_has_a_box_tool_per_group_and_a_question_per_claim():
         assert any(claim.text in h for h in headers)
     assert "$provenance" in headers and "$timestamp" in headers  # …and the source and time beside the image
     assert any(h.startswith("You are reviewing one still frame") for h in headers)  # …and the case's instructions
-    assert [el.get("name") for el in root.iter("TextArea")] == ["notes"]
+    assert [el.get("name") for el in root.iter("TextArea")] == ["geo_text", "notes"]  # where the camera was; notes
 
 
 def test_config_only_reads_fields_that_tasks_carry():

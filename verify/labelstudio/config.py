@@ -12,9 +12,13 @@ import xml.etree.ElementTree as ET
 from html import escape
 
 from verify.case import VERDICT_CHOICES, Case
+from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES
 
 IMAGE = "frame"
 NOTES = "notes"
+# Where was the camera: the reviewer's location fields (the case forbids label groups named geo_*).
+GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE = "geo_text", "geo_precision", "geo_side", "geo_cues", "geo_scope"
+GEO_CONTROLS = (GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE)
 # Task data fields the config displays; push.build_task fills them.
 TASK_FIELDS = ("image", "provenance", "timestamp", "frame_key")
 
@@ -55,6 +59,7 @@ def build_config(case: Case, adjudication: bool = False) -> str:
         )
         for value in VERDICT_CHOICES.values():
             ET.SubElement(choices, "Choice", value=value)
+    location_fields(right, case)
     ET.SubElement(right, "Header", value="Notes for the editor", size="5")
     ET.SubElement(
         right, "TextArea", name=NOTES, toName=IMAGE, rows="4", editable="true", maxSubmissions="1",
@@ -62,6 +67,25 @@ def build_config(case: Case, adjudication: bool = False) -> str:
     )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
+
+
+def location_fields(parent: ET.Element, case: Case) -> None:
+    """Where the camera was: coordinates as text, precision, side of the border, the boxed cues it rests on, scope."""
+    ET.SubElement(parent, "Header", value="Where was the camera? (leave empty if you cannot tell)", size="5")
+    ET.SubElement(
+        parent, "TextArea", name=GEO_TEXT, toName=IMAGE, rows="1", editable="true", maxSubmissions="1",
+        placeholder="30.9222, 66.4447 · 30°55′20″N 66°26′41″E · or a link from OpenStreetMap, Google Maps, Apple Maps",
+    )
+    for name, title, choices, how in (
+        (GEO_PRECISION, "How precise is that position?", [label for label, _ in PRECISION.values()], "single-radio"),
+        (GEO_SIDE, "Which side of the border was the camera on?", list(SIDE_CHOICES.values()), "single-radio"),
+        (GEO_CUES, "The position rests on (your boxes):", [l.value for g in case.label_groups for l in g.labels], "multiple"),
+        (GEO_SCOPE, "The position holds for:", list(SCOPE_CHOICES.values()), "single-radio"),
+    ):
+        ET.SubElement(parent, "Header", value=title, size="6")
+        control = ET.SubElement(parent, "Choices", name=name, toName=IMAGE, choice=how, showInline="true")
+        for value in choices:
+            ET.SubElement(control, "Choice", value=value)
 
 
 def paragraphs(text: str) -> list[str]:
@@ -104,7 +128,8 @@ def check_config(xml: str, case: Case) -> None:
     """
     root = ET.fromstring(xml)
     names = {el.get("name") for el in root.iter() if el.get("name")}
-    expected = {IMAGE, NOTES} | {g.name for g in case.label_groups} | {claim_control(c.id) for c in case.claims}
+    expected = ({IMAGE, NOTES, *GEO_CONTROLS} | {g.name for g in case.label_groups}
+                | {claim_control(c.id) for c in case.claims})
     if names != expected:
         raise ValueError(f"labeling config controls {sorted(names)} differ from the case's {sorted(expected)}")
     labels = {el.get("value") for el in root.iter("Label")}

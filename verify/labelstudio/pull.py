@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from verify import custody
@@ -25,6 +25,7 @@ from verify.errors import ProjectMissing, ServerError, VerifyError
 from verify.files import atomic_write
 from verify.labelstudio.client import LabelStudioClient, batched
 from verify.records import Annotation, Export
+from verify.verdicts.merge import decode
 from verify.workspace import Workspace
 
 
@@ -41,6 +42,19 @@ class PullResult:
     reviewers: int
     lead_decisions: int = 0
     ignored: int = 0  # annotations in the adjudication project by someone other than the lead
+    # location texts that are not coordinates verify can read: {task_id, frame_key, reviewer, text, reason}
+    unreadable_locations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def unreadable_locations(records: list[Annotation], case: Any) -> list[dict[str, Any]]:
+    """The location texts among ``records`` that cannot be read as coordinates, with the task, reviewer and text (pure)."""
+    found = []
+    for record in records:
+        location = decode(record, case).location
+        if location and location.error:
+            found.append({"task_id": record.task_id, "frame_key": record.frame_key, "reviewer": record.reviewer,
+                          "text": location.text, "reason": location.error})
+    return found
 
 
 def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[Annotation]:
@@ -93,6 +107,7 @@ def pull(ws: Workspace, client: LabelStudioClient, full: bool = False) -> PullRe
         result.lead_decisions = decisions.annotations
         result.ignored = decisions.ignored
         result.export_files += decisions.export_files
+        result.unreadable_locations += decisions.unreadable_locations
     return result
 
 
@@ -125,6 +140,7 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
         records = [replace(r, ground_truth=True) for r in kept]
     changed = [task for page in pages for task in page] if since else None  # None: the whole project
     ws.replace_annotations(project_id, records, changed, **{mark: latest or since, "last_pull_at": now_utc()})
+    unreadable = unreadable_locations(records, ws.case)
     custody.record(ws, "pull", outputs=archived, server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, full=not since,
                    tasks=len(tasks), annotations=len(records),
@@ -132,7 +148,7 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
     return PullResult(
         export_files=[name for name, _ in archived], full=not since, tasks=len(tasks), annotations=len(records),
         skipped=sum(r.was_cancelled for r in records), reviewers=len({r.reviewer_id for r in records}),
-        ignored=ignored,
+        ignored=ignored, unreadable_locations=unreadable,
     )
 
 

@@ -27,8 +27,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
-from verify.labelstudio.config import NOTES, claim_control
+from verify.labelstudio.config import GEO_CUES, GEO_PRECISION, GEO_SCOPE, GEO_SIDE, GEO_TEXT, NOTES, claim_control
 from verify.records import Annotation, Frame, Video
+from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES, LocationAnswer, Locations, merge_locations, read_answer
 
 RULES = [
     "Only submitted annotations count. A skipped frame counts as a skip, not as a vote.",
@@ -45,6 +46,9 @@ RULES = [
 IOU_MATCH = 0.5
 _ANSWER = {label: key for key, label in VERDICT_CHOICES.items()}
 _FRAME_TO_ANSWER = {"supports": "supports", "contradicts": "contradicts", "cant_tell": "inconclusive"}
+_PRECISION = {label: key for key, (label, _) in PRECISION.items()}
+_SIDE = {label: key for key, label in SIDE_CHOICES.items()}
+_SCOPE = {label: key for key, label in SCOPE_CHOICES.items()}
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class Review:
     notes: list[str] = field(default_factory=list)
     unknown_labels: list[str] = field(default_factory=list)
     created_at: str | None = None
+    location: LocationAnswer | None = None  # where the reviewer says the camera was (None: nothing given)
 
 
 UNKNOWN_LABEL_POLICIES = ("ignore", "keep", "fail")
@@ -85,9 +90,13 @@ def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
             skipped=annotation.was_cancelled, ground_truth=annotation.ground_truth, created_at=annotation.created_at,
         )
         seen_boxes = set()
+        geo: dict[str, Any] = {}
         for item in annotation.result or []:
             kind, name, value = item.get("type"), item.get("from_name"), item.get("value") or {}
-            if kind == "choices" and name in claims:
+            if name in (GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE):
+                picked = value.get("text" if name == GEO_TEXT else "choices") or []
+                geo[name] = [v for v in picked if isinstance(v, str)] if isinstance(picked, list) else []
+            elif kind == "choices" and name in claims:
                 picked = [_ANSWER[c] for c in value.get("choices", []) if c in _ANSWER]
                 if picked:
                     review.answers[claims[name]] = picked[0]
@@ -105,6 +114,15 @@ def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
                     if signature not in seen_boxes:  # one drag can produce two identical regions
                         seen_boxes.add(signature)
                         review.boxes.append(box)
+        if geo and not review.skipped:
+            location = read_answer(
+                annotation.reviewer, annotation.frame_key, " ".join(t.strip() for t in geo.get(GEO_TEXT, []) if t.strip()),
+                next((_PRECISION[c] for c in geo.get(GEO_PRECISION, []) if c in _PRECISION), None),
+                next((_SIDE[c] for c in geo.get(GEO_SIDE, []) if c in _SIDE), None),
+                [c for c in geo.get(GEO_CUES, [])],
+                any(_SCOPE.get(c) == "video" for c in geo.get(GEO_SCOPE, [])),
+                lead=annotation.ground_truth, created_at=annotation.created_at)
+            review.location = location if location.given else None
         return review
 
     return decode_one
@@ -265,6 +283,7 @@ class FrameVerdict:
     boxes: list[dict[str, Any]]  # merged boxes: label, x, y, width, height, rotation (percent), reviewers, drawn_by, px
     notes: list[dict[str, Any]]  # {"reviewer", "text", "lead"}: lead is True for the adjudicating lead's note
     reviews: list[dict[str, Any]] = field(default_factory=list)  # {"reviewer", "at", "skipped", "lead"}, oldest first
+    locations: list[dict[str, Any]] = field(default_factory=list)  # where each reviewer says the camera was
 
     @property
     def disputed_claims(self) -> list[str]:
@@ -306,6 +325,7 @@ class Verdicts:
     unknown_label_policy: str
     rules: list[str]
     min_reviewers: int
+    locations: Locations | None = None  # where the footage was filmed, per source and per location claim
 
     def disputed_frames(self) -> list[FrameVerdict]:
         """Frames with at least one claim still disputed (not yet adjudicated)."""
@@ -327,6 +347,7 @@ class Verdicts:
                 "unknown_label_policy": self.unknown_label_policy,
                 "rules": self.rules,
                 "min_reviewers": self.min_reviewers,
+                "locations": self.locations.to_json() if self.locations else None,
             }
 
 
@@ -342,7 +363,7 @@ def _frame_json(f: FrameVerdict) -> dict[str, Any]:
             "frame_index": f.frame_index, "shot": f.shot, "file": f.file, "sha256": f.sha256, "duplicate_of": f.duplicate_of,
             "task_id": f.task_id, "bears_on": f.bears_on, "reviewers": f.reviewers, "skipped_by": f.skipped_by,
             "verdicts": {claim: _vote_json(v) for claim, v in f.verdicts.items()}, "width": f.width, "height": f.height,
-            "boxes": f.boxes, "notes": f.notes, "reviews": f.reviews}
+            "boxes": f.boxes, "notes": f.notes, "reviews": f.reviews, "locations": f.locations}
 
 
 def merge(case: Case, videos: list[Video], frames: list[Frame], annotations: list[Annotation],
@@ -419,6 +440,7 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             notes=[{"reviewer": r.reviewer, "text": t, "lead": r.ground_truth} for r in reviews for t in r.notes],
             reviews=[{"reviewer": r.reviewer, "at": r.created_at, "skipped": r.skipped, "lead": r.ground_truth}
                      for r in sorted(reviews, key=lambda r: (r.created_at or "", r.annotation_id))],
+            locations=[_location_json(r.location) for r in reviews if r.location],
         ))
 
     frame_by_key = {f.key: f for f in frame_out}
@@ -466,9 +488,20 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             stats["annotations"] += not r.skipped and not r.ground_truth  # a lead's decision is not a review
             stats["skipped"] += r.skipped
             stats["ground_truth"] += r.ground_truth and not r.skipped
+    source_claims: dict[str, list[str]] = {}
+    for video in videos:
+        source_claims.setdefault(video.source_id, []).extend(video.claims)
+    locations = merge_locations(case, {f.key: f.source_id for f in frame_out},
+                                [r.location for reviews in by_frame.values() for r in reviews if r.location], source_claims)
     return Verdicts(frames=frame_out, videos=video_out, claims=claim_out, reviewers=dict(sorted(reviewers.items())),
                     unknown_labels=dict(unknown), unknown_label_policy=unknown_labels, rules=RULES,
-                    min_reviewers=case.review.min_reviewers)
+                    min_reviewers=case.review.min_reviewers, locations=locations)
+
+
+def _location_json(a: LocationAnswer) -> dict[str, Any]:
+    return {"reviewer": a.reviewer, "lead": a.lead, "text": a.text, "lat": a.point.lat if a.point else None,
+            "lon": a.point.lon if a.point else None, "form": a.form, "note": a.note, "error": a.error,
+            "precision": a.precision, "side": a.side, "cues": a.cues, "whole_video": a.whole_video}
 
 
 def _agreement(frames: list[FrameVerdict], claim_id: str) -> dict[str, Any]:
