@@ -448,8 +448,8 @@ def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None, images:
 
 
 @main.command()
-@click.option("--format", "formats", type=click.Choice(["html", "md", "json", "pdf"]), multiple=True,
-              help="Report format (repeatable; default: html, md and json; pdf needs Chromium).")
+@click.option("--format", "formats", type=click.Choice(["html", "md", "json", "geojson", "kml", "pdf"]), multiple=True,
+              help="Report format (repeatable; default: html, md, json, geojson and kml; pdf needs Chromium).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write to (default: WORKSPACE/reports).")
 @click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
               help="Page size of the PDF report.")

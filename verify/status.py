@@ -33,6 +33,8 @@ class Status:
     reviewers: dict[str, dict[str, int]]  # reviewer → assigned, done, skipped, remaining (the review project only)
     claims: list[dict[str, Any]]  # id, frames, reviewed, done, answers, skips, remaining, verdict (as the report counts)
     adjudication: dict[str, Any]  # project_id, lead, sent, decided, waiting, disputed_not_sent, lead_decisions{lead: n}
+    # frames_located, sources, sources_located, agreed, disputed, pending, unreadable, claims{claim: verdict}
+    locations: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +69,20 @@ def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
         reviewers=progress["reviewers"],
         claims=[_claim_row(c, verdicts, needed) for c in verdicts.claims],
         adjudication=_queue(ws, verdicts),
+        locations=_locations(verdicts),
     )
+
+
+def _locations(verdicts: Verdicts) -> dict[str, Any]:
+    """How many frames and sources reviewers located, how many sources they agree on, each location claim's verdict."""
+    found = verdicts.locations
+    sources = found.sources if found else []
+    status = [s.status for s in sources]
+    return {"frames_located": sum(1 for f in verdicts.frames if any(x["lat"] is not None for x in f.locations)),
+            "sources": len(sources), "sources_located": sum(1 for s in status if s != "unlocated"),
+            "agreed": status.count("agreed"), "disputed": status.count("disputed"), "pending": status.count("pending"),
+            "unreadable": len(found.unparsed) if found else 0,
+            "claims": {c.claim_id: c.verdict for c in found.claims} if found else {}}
 
 
 def _claim_row(claim: ClaimVerdict, verdicts: Verdicts, needed: int) -> dict[str, Any]:

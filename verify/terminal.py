@@ -69,6 +69,9 @@ def pulled(result: Any, adjudicating: bool) -> list[str]:
         lines.append(f"pulled {plural(result.lead_decisions, 'lead decision')} from the adjudication project"
                      + (f" ({plural(result.ignored, 'annotation')} there by others than the lead ignored)"
                         if result.ignored else ""))
+    for u in result.unreadable_locations:  # never dropped silently: the coordinator can ask the reviewer
+        lines.append(f"location not read: task {u['task_id']}, {shown(u['reviewer'])} wrote {shown(repr(u['text']))}: "
+                     f"{shown(u['reason'])}")
     return lines
 
 
@@ -119,6 +122,13 @@ def status(state: Any) -> list[str]:
     for c in state.claims:
         lines.append(f"  {c['id']:<{width}} {c['frames']:>8} {c['reviewed']:>8} {c['done']:>6} {c['answers']:>8} "
                      f"{c['skips']:>6} {c['remaining']:>10}  {c['verdict']}")
+    g = state.locations
+    if g:
+        claims = ", ".join(f"{claim} {verdict}" for claim, verdict in g["claims"].items())
+        lines.append(f"locations: {plural(g['frames_located'], 'frame')} located · {g['sources_located']} of "
+                     f"{plural(g['sources'], 'source')} located: {g['agreed']} agreed, {g['disputed']} disputed, "
+                     f"{g['pending']} pending" + (f" · {g['unreadable']} location texts not read (see `verify pull`)"
+                                                  if g["unreadable"] else "") + (f" · {claims}" if claims else ""))
     q = state.adjudication
     if q["project_id"] or q["disputed_not_sent"]:
         leads = ", ".join(f"{shown(who)} {n}" for who, n in q["lead_decisions"].items())

@@ -30,13 +30,15 @@ from verify.clock import now_utc, timestamp
 from verify.errors import VerifyError
 from verify.files import atomic_write
 from verify.report.draw import GROUP_COLOURS, UNKNOWN_COLOUR, Drawn, annotate, font_name
+from verify.report.geo import figure_svg, render_geojson, render_kml
 from verify.records import Reupload
 from verify.urls import safe_url
 from verify.verdicts.merge import Verdicts
 from verify.workspace import Workspace
 
 SCHEMA = "verify.report/2"
-FORMATS = ("html", "md", "json")  # the default set; "pdf" is optional (needs Chromium)
+FORMATS = ("html", "md", "json", "geojson", "kml")  # the default set; "pdf" is optional (needs Chromium)
+GEO_FILES = {"geojson": "locations.geojson", "kml": "locations.kml"}  # where the footage was filmed, for QGIS / Google Earth
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions")
 VERDICT_TEXT = {
@@ -170,6 +172,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "decisions": decisions,
             "lead_had_answered": sum(1 for d in decisions if d["lead_had_answered"]),
         },
+        "locations": location_model(merged.get("locations"), case, videos),
         "legend": legend,
         "unknown_labels": merged["unknown_labels"],
         "unknown_label_policy": merged["unknown_label_policy"],
@@ -209,6 +212,44 @@ def timestamp_token(token: dict[str, Any]) -> dict[str, Any]:
     return {"kind": token["kind"], "subject": token["subject"], "log_seq": token["log_seq"], "tsa": token["tsa"],
             "gen_time": token["gen_time"], "file": token["file"],
             "check": f"openssl ts -verify -in {token['file']} {what} -CAfile tsa-ca.pem"}
+
+
+def osm_link(lat: float, lon: float, zoom: int = 16) -> str:
+    """An OpenStreetMap link with a marker at the point."""
+    return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map={zoom}/{lat:.6f}/{lon:.6f}"
+
+
+def location_model(locations: dict[str, Any] | None, case: Case, videos: list) -> dict[str, Any]:
+    """The report's ``locations``: the merge's, with titles, place names, OpenStreetMap links and the rules (pure)."""
+    if not locations:
+        return {"places": [], "sources": [], "claims": [], "unparsed": [], "rules": []}
+    title = {v.source_id: v.provenance.get("title") or v.source_id for v in videos}
+    place_name = {p["id"]: p["name"] for p in locations["places"]}
+    places = [{**p, "osm": osm_link(p["lat"], p["lon"]) if p["located"] else None} for p in locations["places"]]
+    sources = []
+    for s in locations["sources"]:
+        sources.append({**s, "title": title.get(s["source_id"], s["source_id"]),
+                        "osm": osm_link(*s["consensus"]) if s["consensus"] else None,
+                        "reviewers": [{**r, "osm": osm_link(r["lat"], r["lon"])} for r in s["reviewers"]],
+                        "distances": [{"place_id": pid, "place": place_name.get(pid, pid), "metres": m}
+                                      for pid, m in s["distances_m"].items()]})
+    claims = [{**c, "text_claim": case.claim(c["claim_id"]).text, "place": place_name.get(c["place_id"], c["place_id"])}
+              for c in locations["claims"]]
+    return {**locations, "places": places, "sources": sources, "claims": claims}
+
+
+def distance_text(metres: float | None) -> str:
+    """"850 m", "12.35 km"; "—" when unknown."""
+    if metres is None:
+        return "—"
+    return f"{metres / 1000:.2f} km" if metres >= 1000 else f"{metres:.0f} m"
+
+
+def location_figures(model: dict[str, Any]) -> dict[str, str]:
+    """Source id → data: URI of its location figure (SVG drawn by verify; shown as an image, so it can run nothing)."""
+    places = model["locations"]["places"]
+    return {s["source_id"]: "data:image/svg+xml;base64," + base64.b64encode(figure_svg(s, places).encode()).decode()
+            for s in model["locations"]["sources"] if s["reviewers"]}
 
 
 def label_legend(case: Case) -> list[dict[str, Any]]:
@@ -314,6 +355,8 @@ def _environment(markdown: bool = False) -> Environment:
     env.filters["plural"] = plural
     env.filters["answer"] = lambda a: VERDICT_CHOICES.get(a, a)
     env.filters["vclass"] = lambda v: (v or "").replace("adjudicated:", "").replace(" ", "-")
+    env.filters["metres"] = distance_text
+    env.filters["coord"] = lambda v: f"{v:.5f}" if isinstance(v, (int, float)) else "—"
     return env
 
 
@@ -336,7 +379,8 @@ def render_html(model: dict[str, Any], images: dict[str, str], thumbs: dict[str,
                 paper: str = "a4") -> str:
     """``images`` maps frame key → data: URI of its annotated picture, ``thumbs`` → of its gallery thumbnail."""
     return _environment().get_template("report.html.j2").render(r=model, images=images, thumbs=thumbs or images, csp=CSP,
-                                                                gallery=GALLERY_IMAGES, paper=PAPER[paper])
+                                                                gallery=GALLERY_IMAGES, paper=PAPER[paper],
+                                                                figures=location_figures(model))
 
 
 def draw_frames(ws: Workspace, model: dict[str, Any]) -> dict[str, Drawn]:
@@ -370,6 +414,11 @@ def write_reports(ws: Workspace, verdicts: Verdicts, formats: tuple[str, ...] = 
     if "json" in formats:
         written["json"] = out_dir / "report.json"
         atomic_write(written["json"], render_json(model).encode())
+    for fmt, name in GEO_FILES.items():
+        if fmt in formats:
+            written[fmt] = out_dir / name
+            text = render_geojson(model["locations"]) if fmt == "geojson" else render_kml(model["locations"], model["case"]["title"])
+            atomic_write(written[fmt], text.encode())
     if "md" in formats:
         assets = out_dir / "report-assets"
         assets.mkdir(exist_ok=True)
