@@ -358,9 +358,14 @@ def link_reuploads(ws: Workspace, distance: int) -> int:
             vm = match_videos([(f.t_ms, fp) for f, fp in pa], [(f.t_ms, fp) for f, fp in pb]) if pa and pb else None
             if vm is None:
                 continue
-            found.append(Reupload(b.sha256, a.sha256, round(vm.share, 3), len(vm.explained), vm.describe(), vm.mirrored,
-                                  round(vm.speed, 3)))
-            for ib, (ia, _) in sorted(vm.explained.items()):
+            mapped = dict(vm.explained)
+            for ib in vm.unexplained:  # inside a matched span B shows A's footage, even where the two extractions
+                ia = _mapped(vm, pb[ib][0].t_ms, pa)  # kept different instants of a moving shot: nothing new to review
+                if ia is not None:
+                    mapped[ib] = (ia, None)
+            found.append(Reupload(b.sha256, a.sha256, round(len(mapped) / len(pb), 3), len(mapped), vm.describe(),
+                                  vm.mirrored, round(vm.speed, 3)))
+            for ib, (ia, _) in sorted(mapped.items()):
                 original = pa[ia][0].key
                 target.setdefault(pb[ib][0].key, target.get(original, original))
     originals: list[tuple[int, str, str]] = []  # the phash fallback, for frames without a fingerprint
@@ -379,6 +384,18 @@ def link_reuploads(ws: Workspace, distance: int) -> int:
         ws.link_reuploads(links)
     ws.record_reuploads(found)
     return len(links)
+
+
+SPAN_MARGIN_MS = 500.0  # how far outside a matched span a re-upload's frame may lie and still be inside it
+
+
+def _mapped(vm, t_ms: float, keyframes: list) -> int | None:
+    """The original's keyframe at the time a matched span maps ``t_ms`` to (None: outside every span)."""
+    for seg in vm.segments:
+        if seg.b_start_ms - SPAN_MARGIN_MS <= t_ms <= seg.b_end_ms + SPAN_MARGIN_MS:
+            t_a = seg.a_start_ms + seg.speed * (t_ms - seg.b_start_ms)
+            return min(range(len(keyframes)), key=lambda i: abs(keyframes[i][0].t_ms - t_a))
+    return None
 
 
 @dataclass
