@@ -275,3 +275,16 @@ def test_frame_verdicts_are_capitalised_like_claim_verdicts():
 
     assert [verdict_text(v) for v in ("supports", "contradicts", "inconclusive", "adjudicated:supports")] == [
         "Supports", "Contradicts", "Inconclusive", "Supports (lead's decision)"]
+
+
+def test_a_reupload_frame_among_the_evidence_shows_its_originals_verdict_and_says_so(reports):
+    """A re-upload's frame counts with its original's verdict; the report shows that verdict, not "Unreviewed"."""
+    ws, done, paths = reports
+    report = json.loads(paths["json"].read_text())
+    frames = {f["key"]: f for f in report["frames"]}
+    inherited = [e for c in report["claims"] for kind in ("supporting", "contradicting") for e in c[kind] if e["inherited_from"]]
+    assert inherited, "the scenario's re-uploaded flag frames count as evidence"
+    for e in inherited:
+        claim = next(c["id"] for c in report["claims"] if e in c["supporting"] + c["contradicting"])
+        assert e["verdict"] == frames[e["inherited_from"]]["verdicts"][claim]["verdict"] != "unreviewed"
+    assert "as its original, linked frame" in paths["html"].read_text()

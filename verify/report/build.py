@@ -91,10 +91,12 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         for key in keys:
             f = frames_by_key[key]
             v = f["verdicts"][claim_id]
+            inherited = f["duplicate_of"] if not v["answers"] and f["duplicate_of"] in frames_by_key else None
+            # a re-upload's frame counts with its original's verdict: show that one, and say where it comes from
+            verdict = frames_by_key[inherited]["verdicts"][claim_id]["verdict"] if inherited else v["verdict"]
             out.append({"frame_key": key, "source_id": f["source_id"], "timestamp": f["timestamp"], "t_ms": f["t_ms"],
-                        "verdict": v["verdict"], "counts": v["counts"], "by_reviewer": v["by_reviewer"],
-                        "adjudicated_by": v.get("adjudicated_by"), "vote": v.get("vote"),
-                        "inherited_from": f["duplicate_of"] if not v["answers"] and f["duplicate_of"] else None})
+                        "verdict": verdict, "counts": v["counts"], "by_reviewer": v["by_reviewer"],
+                        "adjudicated_by": v.get("adjudicated_by"), "vote": v.get("vote"), "inherited_from": inherited})
         return out
 
     claims = []
