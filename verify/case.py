@@ -140,6 +140,7 @@ class Source:
     side: str = "unknown"
     claims: tuple[str, ...] = ()
     description: str = ""
+    graphic: bool = False  # distressing footage: its frames reach reviewers blurred and greyscale until they choose to look
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -152,6 +153,7 @@ class Source:
             "side": self.side,
             "claims": list(self.claims),
             "description": self.description,
+            "graphic": self.graphic,
         }
 
 
@@ -408,7 +410,7 @@ class _Checker:
         if not isinstance(value, list):
             self.fail("sources", "expected a list of sources")
         sources, seen = [], set()
-        optional = {"url", "platform", "uploader", "posted_at", "side", "claims", "description"}
+        optional = {"url", "platform", "uploader", "posted_at", "side", "claims", "description", "graphic"}
         for i, item in enumerate(value):
             key = f"sources[{i}]"
             item = self.mapping(item, key, required={"id", "title"}, optional=optional)
@@ -434,6 +436,9 @@ class _Checker:
             for claim_id in claims:
                 if not isinstance(claim_id, str) or claim_id not in claim_ids:
                     self.fail(f"{key}.claims", f"unknown claim id {_show(claim_id)}; known: {', '.join(sorted(claim_ids))}")
+            graphic = item.get("graphic", False)
+            if not isinstance(graphic, bool):
+                self.fail(f"{key}.graphic", f"expected true or false, got {_show(graphic)}")
             sources.append(
                 Source(
                     id=source_id,
@@ -445,6 +450,7 @@ class _Checker:
                     side=side,
                     claims=tuple(claims),
                     description=self.text(item.get("description"), f"{key}.description", optional=True) or "",
+                    graphic=graphic,
                 )
             )
         return tuple(sources)

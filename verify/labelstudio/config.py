@@ -19,6 +19,14 @@ NOTES = "notes"
 # Where was the camera: the reviewer's location fields (the case forbids label groups named geo_*).
 GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE = "geo_text", "geo_precision", "geo_side", "geo_cues", "geo_scope"
 GEO_CONTROLS = (GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE)
+# "Cannot review this frame": a reason instead of a bare skip (stored value → what the reviewer reads).
+CANNOT_REVIEW = "cannot_review"
+CANNOT_REASONS = {
+    "unreadable": "Unreadable (black, blurred, corrupted)",
+    "not_relevant": "Not relevant to any claim",
+    "graphic": "Too graphic for me to review",
+    "other": "Other (say why in the notes)",
+}
 # Task data fields the config displays; push.build_task fills them.
 TASK_FIELDS = ("image", "provenance", "timestamp", "frame_key")
 
