@@ -72,6 +72,7 @@ BAD_CASES = [
     ("min reviewers above per frame", GOOD + "review: {reviewers_per_frame: 1, min_reviewers: 3}\n", "review.min_reviewers: 3 exceeds reviewers_per_frame"),
     ("interval out of range", GOOD + "frames: {max_interval_s: 0}\n", "frames.max_interval_s: expected seconds"),
     ("wrong schema", GOOD + "schema: verify.case/9\n", "schema: unsupported schema"),
+    ("graphic not a boolean", _swap("claims: [flag_raised]}", "claims: [flag_raised], graphic: maybe}"), "sources[0].graphic: expected true or false"),
 ]
 
 
@@ -94,3 +95,19 @@ def test_labels_with_xml_metacharacters_are_allowed_and_kept_verbatim():
     text = _swap("[Taliban flag, Afghan flag]", textwrap.dedent("""['Flag "A" & <B>', "Afghan flag"]"""))
     case = parse_case(text, "x.yaml")
     assert case.label_groups[0].labels[0].value == 'Flag "A" & <B>'
+
+
+def test_a_source_marked_graphic_carries_it_into_its_provenance():
+    case = parse_case(_swap("claims: [flag_raised]}", "claims: [flag_raised], graphic: true}"), "x.yaml")
+    assert case.sources[0].graphic and case.sources[0].provenance()["graphic"] is True
+    assert parse_case(GOOD, "x.yaml").sources[0].provenance()["graphic"] is False  # not distressing unless said
+
+
+def test_ingest_graphic_marks_the_video_and_its_absence_keeps_the_case_s_mark(workspace):
+    """`verify ingest --graphic` records provenance graphic=true; without it the case source's value stands."""
+    from verify.media.ingest import resolve_source
+
+    marked = resolve_source(workspace, "militants-at-gate", {"graphic": True}, "0" * 64)
+    assert marked["graphic"] is True
+    assert resolve_source(workspace, "militants-at-gate", {"graphic": False}, "0" * 64)["graphic"] is False
+    assert resolve_source(workspace, None, {"graphic": True}, "1" * 64)["graphic"] is True  # an unattributed video too

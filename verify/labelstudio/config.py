@@ -1,7 +1,10 @@
 """The Label Studio labeling config, generated from the case.
 
-The reviewer sees the frame with box tools for every label group, and beside it the source,
-the frame's timestamp, the case instructions and one verdict question per claim, plus notes.
+The reviewer sees the source and the frame's timestamp, the box tools (one row of labels per label
+group) above the frame, and beside it the claims in plain words (the source's first and open, the
+others folded), "cannot review this frame" with a reason, where the camera was, and notes. A graphic
+source's frames are blurred and grey until the reviewer opens "Show the picture". One config serves
+every task: the per-task parts are CSS (a <Style> tag) keyed on task fields that are empty or not.
 The XML is built with ElementTree, so any label or claim text is escaped, never spliced.
 """
 
@@ -27,8 +30,67 @@ CANNOT_REASONS = {
     "graphic": "Too graphic for me to review",
     "other": "Other (say why in the notes)",
 }
-# Task data fields the config displays; push.build_task fills them.
-TASK_FIELDS = ("image", "provenance", "timestamp", "frame_key")
+# Task data fields the config displays; push.build_task fills them (and one "bears" field per claim, see bears_field).
+TASK_FIELDS = ("image", "provenance", "timestamp", "frame_key", "graphic_warning")
+# The strip of pictures around the frame (verify.media.context): motion the still frame cannot show. A second
+# <Image> makes Label Studio refuse direct file uploads ("more than one data key"), so a project whose frames
+# are sent by upload has no strip; local files and object storage have it.
+CONTEXT = "context"
+CONTEXT_FIELDS = (CONTEXT, "context_header")
+GRAPHIC_WARNING = ("Graphic footage: the picture is blurred and grey until you click \"Show the picture\". If you would "
+                   "rather not see it, choose \"Cannot review\": \"Too graphic for me to review\".")
+# The picture is at most as tall as the window leaves below the page's head, tools and warning (CSS sets the variable).
+PICTURE_HEIGHT = "calc(100vh - var(--verify-above, 300px))"
+BEARS = "Asked first: this video's source bears on this claim."
+REVEAL = "Show the picture (graphic footage)"
+# Label Studio gives every choice without a hotkey the next free key (e, t, a…): odd keys that answer a
+# claim by accident. Choices get a key no keyboard sends, and its hint is hidden; the box labels keep theirs.
+NO_HOTKEY = "f19"
+# The page is laid out by CSS keyed on what the task shows (no script): Header elements whose text is
+# empty for a task are ``:empty``, so a task's data switches parts of the layout on and off.
+#  - the box tools sit above the picture, the picture is at most as tall as the window allows, the
+#    questions sit beside it in a column that scrolls on its own;
+#  - a claim whose "bears" field is filled moves to the top and opens; the others stay folded
+#    (a click on the claim opens it) - Label Studio renders closed panels (forceRender), CSS opens them;
+#  - a task whose "graphic_warning" is filled shows the picture blurred and grey until the reviewer opens
+#    the "Show the picture" panel.
+# Label Studio sanitizes the <Style> text as HTML: no ">" or "&" in this CSS.
+CSS = """
+.verify-task :is(h1, h2, h3, h4, h5, h6) { font-size: 14px; line-height: 1.35; margin: 2px 0 !important; font-weight: 500; }
+.verify-page { --verify-above: 300px; display: flex; gap: 14px; align-items: flex-start; }
+.verify-frame { flex: 1 1 0; min-width: 0; }
+.verify-questions { flex: 0 0 22em; max-height: calc(100vh - 140px); overflow-y: auto; padding-right: 6px; }
+.verify-head :is(h1, h2, h3, h4, h5, h6) { font-size: 15px; }
+.verify-tools { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: center; margin: 2px 0 4px 0; }
+.verify-tool, .verify-tool .lsf-labels { display: contents; }
+.verify-tool :is(h1, h2, h3, h4, h5, h6) { white-space: nowrap; color: #555; margin-left: 6px !important; }
+.verify-tool .lsf-label { margin: 2px 0; }
+.verify-warning :is(h1, h2, h3, h4, h5, h6) { color: #a61b1b; }
+.verify-warning :is(h1, h2, h3, h4, h5, h6):empty, .verify-bears :is(h1, h2, h3, h4, h5, h6):empty { display: none; }
+.verify-reveal { display: none; }
+.verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)) { --verify-above: 365px; }
+.verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)) .verify-reveal { display: block; }
+.verify-reveal .ant-collapse-header { padding: 2px 6px !important; color: #a61b1b; }
+.verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)):not(:has(.verify-reveal .ant-collapse-item-active))
+  .verify-picture :is(canvas, img) { filter: blur(28px) grayscale(1) !important; }
+.verify-claims { display: flex; flex-direction: column; gap: 2px; }
+.verify-claim:has(.verify-bears :not(:empty)) { order: -1; }
+.verify-claim:has(.verify-bears :not(:empty)) .ant-collapse-content { display: block !important; height: auto !important; }
+.verify-claim:has(.verify-bears :not(:empty)) .ant-collapse-arrow { visibility: hidden; }
+.verify-bears :is(h1, h2, h3, h4, h5, h6) { color: #1d5fa8; font-size: 12px; font-weight: normal; }
+.verify-claim .ant-collapse-header { padding: 3px 6px !important; }
+.verify-claim .ant-collapse-content-box { padding: 2px 6px 6px 28px !important; }
+.verify-claims:not(:has(.verify-bears :empty)) .verify-others { display: none; }
+.verify-claims:not(:has(.verify-bears :not(:empty))) .verify-others { display: none; }
+.verify-claims:not(:has(.verify-bears :not(:empty))) .ant-collapse-content { display: block !important; height: auto !important; }
+.verify-claims:not(:has(.verify-bears :not(:empty))) .ant-collapse-arrow { visibility: hidden; }
+.verify-others :is(h1, h2, h3, h4, h5, h6) { margin-top: 8px !important; color: #555; font-size: 13px; }
+.verify-questions .lsf-hint { display: none; }
+.verify-cannot { margin-top: 10px; }
+.verify-context { margin-top: 8px; }
+.verify-context :is(h1, h2, h3, h4, h5, h6) { color: #555; font-size: 13px; }
+.verify-context :is(h1, h2, h3, h4, h5, h6):empty { display: none; }
+"""
 
 
 def claim_control(claim_id: str) -> str:
@@ -36,42 +98,76 @@ def claim_control(claim_id: str) -> str:
     return f"claim_{claim_id}"
 
 
-def build_config(case: Case, adjudication: bool = False) -> str:
+def bears_field(claim_id: str) -> str:
+    """The task data field that is filled (``BEARS``) when the frame's source bears on the claim, else empty."""
+    return f"bears_{claim_id}"
+
+
+def task_fields(case: Case, context: bool = True) -> tuple[str, ...]:
+    """Every task data field the case's config reads (with the context strip's when ``context``)."""
+    return (*TASK_FIELDS, *(bears_field(c.id) for c in case.claims), *(CONTEXT_FIELDS if context else ()))
+
+
+def build_config(case: Case, adjudication: bool = False, context: bool = True) -> str:
     """Return the labeling config XML for ``case``.
 
-    The adjudication variant also shows the task's ``dispute`` field: who answered what.
+    The adjudication variant also shows the task's ``dispute`` field: who answered what. With ``context``
+    the strip of pictures around the frame is shown under it (not boxed, not answered).
     """
-    root = ET.Element("View")
-    layout = ET.SubElement(root, "View", style="display: flex; gap: 1em; align-items: flex-start")
+    root = ET.Element("View", className="verify-task")
+    ET.SubElement(root, "Style").text = CSS
+    page = ET.SubElement(root, "View", className="verify-page")
 
-    left = ET.SubElement(layout, "View", style="flex: 3; min-width: 0")
-    ET.SubElement(left, "Header", value="$provenance", size="5")
-    ET.SubElement(left, "Header", value="$timestamp", size="6")
+    frame = ET.SubElement(page, "View", className="verify-frame")
+    head = ET.SubElement(frame, "View", className="verify-head")
+    ET.SubElement(head, "Header", value="$provenance", size="5")
+    ET.SubElement(head, "Header", value="$timestamp", size="6")
     if adjudication:
-        ET.SubElement(left, "Header", value="$dispute", size="6")
-    ET.SubElement(left, "Image", name=IMAGE, value="$image", zoom="true", zoomControl="true", rotateControl="false")
-    for group in case.label_groups:
-        ET.SubElement(left, "Header", value=group.title, size="6")
-        tool = ET.SubElement(left, "RectangleLabels", name=group.name, toName=IMAGE, strokeWidth="2", opacity="0.25")
+        ET.SubElement(head, "Header", value="$dispute", size="6")
+    tools = ET.SubElement(frame, "View", className="verify-tools")
+    for group in case.label_groups:  # the box tools above the picture: in reach for portrait and landscape frames
+        tool = ET.SubElement(tools, "View", className="verify-tool")
+        ET.SubElement(tool, "Header", value=group.title + ":", size="6")
+        labels = ET.SubElement(tool, "RectangleLabels", name=group.name, toName=IMAGE, strokeWidth="2", opacity="0.25")
         for label in group.labels:
-            ET.SubElement(tool, "Label", value=label.value, background=label.color)
+            ET.SubElement(labels, "Label", value=label.value, background=label.color)
+    ET.SubElement(ET.SubElement(frame, "View", className="verify-warning"), "Header", value="$graphic_warning", size="4")
+    reveal = ET.SubElement(ET.SubElement(frame, "View", className="verify-reveal"), "Collapse", accordion="false")
+    ET.SubElement(ET.SubElement(reveal, "Panel", value=REVEAL), "Header", value="Shown as it is: click again to blur it.", size="6")
+    picture = ET.SubElement(frame, "View", className="verify-picture")
+    ET.SubElement(picture, "Image", name=IMAGE, value="$image", zoom="true", zoomControl="true", rotateControl="false",
+                  maxHeight=PICTURE_HEIGHT)
+    if context:  # an empty "context" (a task without a strip) draws nothing and shows no error (seen on 1.23.2)
+        strip = ET.SubElement(frame, "View", className="verify-context")
+        ET.SubElement(strip, "Header", value="$context_header", size="6")
+        ET.SubElement(strip, "Image", name=CONTEXT, value="$" + CONTEXT, zoom="false", zoomControl="false",
+                      rotateControl="false")
 
-    right = ET.SubElement(layout, "View", style="flex: 2; min-width: 18em")
+    right = ET.SubElement(page, "View", className="verify-questions")
     if case.instructions:  # in full behind the Instructions button; the first paragraph here
         ET.SubElement(right, "Header", value=paragraphs(case.instructions)[0], size="6")
     ET.SubElement(right, "Header", value="Claims: what does this frame show?", size="5")
+    claims = ET.SubElement(right, "View", className="verify-claims")
+    ET.SubElement(ET.SubElement(claims, "View", className="verify-others"), "Header",
+                  value="Other claims of the case (click one to answer it):", size="6")
     for claim in case.claims:
-        ET.SubElement(right, "Header", value=f"{claim.id}: {claim.text}", size="6")
-        choices = ET.SubElement(
-            right, "Choices", name=claim_control(claim.id), toName=IMAGE, choice="single-radio", showInline="true"
-        )
+        block = ET.SubElement(claims, "View", className=f"verify-claim verify-claim-{claim.id}")
+        ET.SubElement(ET.SubElement(block, "View", className="verify-bears"), "Header", value="$" + bears_field(claim.id), size="6")
+        panel = ET.SubElement(ET.SubElement(block, "Collapse", accordion="false"), "Panel", value=claim.text)
+        choices = ET.SubElement(panel, "Choices", name=claim_control(claim.id), toName=IMAGE, choice="single-radio",
+                                showInline="true")
         for value in VERDICT_CHOICES.values():
-            ET.SubElement(choices, "Choice", value=value)
+            ET.SubElement(choices, "Choice", value=value, hotkey=NO_HOTKEY)
+    cannot = ET.SubElement(right, "View", className="verify-cannot")
+    ET.SubElement(cannot, "Header", value="Cannot review this frame? Say why (instead of Skip):", size="5")
+    control = ET.SubElement(cannot, "Choices", name=CANNOT_REVIEW, toName=IMAGE, choice="single", showInline="false")
+    for key, text in CANNOT_REASONS.items():  # the reviewer reads the text; the annotation stores the key (alias)
+        ET.SubElement(control, "Choice", value=text, alias=key, hotkey=NO_HOTKEY)
     location_fields(right, case)
     ET.SubElement(right, "Header", value="Notes for the editor", size="5")
     ET.SubElement(
         right, "TextArea", name=NOTES, toName=IMAGE, rows="4", editable="true", maxSubmissions="1",
-        placeholder="Readable text, landmarks, signs of editing, doubts…",
+        placeholder="Readable text, landmarks, signs of editing, doubts, why you cannot review…",
     )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
@@ -93,7 +189,7 @@ def location_fields(parent: ET.Element, case: Case) -> None:
         ET.SubElement(parent, "Header", value=title, size="6")
         control = ET.SubElement(parent, "Choices", name=name, toName=IMAGE, choice=how, showInline="true")
         for value in choices:
-            ET.SubElement(control, "Choice", value=value)
+            ET.SubElement(control, "Choice", value=value, hotkey=NO_HOTKEY)
 
 
 def paragraphs(text: str) -> list[str]:
@@ -111,21 +207,32 @@ def paragraphs(text: str) -> list[str]:
 
 
 ADJUDICATION_NOTE = (
-    "Lead review: reviewers disagreed on this frame (their answers are shown above the image). "
-    "Your answers decide; the report shows both your decision and the reviewers' vote."
+    "Lead review: reviewers disagreed on these frames. Open each task from the project's task list (not "
+    "\"Label All Tasks\"): only there does Label Studio show each reviewer's boxes, as predictions named by "
+    "the reviewer's email, which you can accept or correct. Who answered what, and their notes, are shown above "
+    "the image; the disputed claims come first. Your answers decide; the report shows both your decision and the "
+    "reviewers' vote."
 )
 
 
-BLIND_NOTE = ("Work through \"Label All Tasks\" and do not open tasks from the list: the list shows other "
-              "reviewers' answers, and each review must be your own.")
+BLIND_NOTE = ("Work through the label stream (the link verify gives, or \"Label All Tasks\") and do not open tasks "
+              "from the list: the list shows other reviewers' answers, and each review must be your own.")
+CANNOT_NOTE = ("If you cannot assess a frame, tick \"Cannot review this frame\" with the reason (unreadable, not relevant "
+               "to any claim, too graphic for you, or other: then say why in the notes) and submit it, instead of Skip: "
+               "the editor then knows why.")
+QUESTIONS_NOTE = ("The claims this video's source bears on are asked first and open; the other claims of the case are "
+                  "folded below them: open one if the frame shows something about it.")
 
 
-def instructions_html(case: Case, adjudication: bool = False) -> str:
-    """The project's instructions (shown in Label Studio's Instructions dialog), escaped."""
-    lead = [ADJUDICATION_NOTE] if adjudication else [BLIND_NOTE]
+def instructions_html(case: Case, adjudication: bool = False, stream_url: str | None = None) -> str:
+    """The project's instructions (shown in Label Studio's Instructions dialog), escaped; with ``stream_url``,
+    the link that opens the label stream."""
+    lead = [ADJUDICATION_NOTE] if adjudication else [BLIND_NOTE, QUESTIONS_NOTE, CANNOT_NOTE]
+    link = (f'<p><b>Your link:</b> <a href="{escape(stream_url)}">{escape(stream_url)}</a> (it opens the next frame '
+            "for you to review)</p>") if stream_url else ""
     body = "".join(f"<p>{escape(p)}</p>" for p in lead + paragraphs(case.instructions))
-    claims = "".join(f"<li><b>{escape(c.id)}</b>: {escape(c.text)}</li>" for c in case.claims)
-    return f"<h3>{escape(case.title)}</h3>{body}<p>Claims:</p><ul>{claims}</ul>"
+    claims = "".join(f"<li>{escape(c.text)}</li>" for c in case.claims)
+    return f"<h3>{escape(case.title)}</h3>{link}{body}<p>Claims:</p><ul>{claims}</ul>"
 
 
 def check_config(xml: str, case: Case) -> None:
@@ -135,11 +242,14 @@ def check_config(xml: str, case: Case) -> None:
         ValueError: the config does not match the case (a bug, not a user error).
     """
     root = ET.fromstring(xml)
-    names = {el.get("name") for el in root.iter() if el.get("name")}
-    expected = ({IMAGE, NOTES, *GEO_CONTROLS} | {g.name for g in case.label_groups}
+    names = {el.get("name") for el in root.iter() if el.get("name")} - {CONTEXT}
+    expected = ({IMAGE, NOTES, CANNOT_REVIEW, *GEO_CONTROLS} | {g.name for g in case.label_groups}
                 | {claim_control(c.id) for c in case.claims})
     if names != expected:
         raise ValueError(f"labeling config controls {sorted(names)} differ from the case's {sorted(expected)}")
     labels = {el.get("value") for el in root.iter("Label")}
     if labels != case.label_values():
         raise ValueError("labeling config labels differ from the case's labels")
+    [cannot] = [el for el in root.iter("Choices") if el.get("name") == CANNOT_REVIEW]
+    if {c.get("alias"): c.get("value") for c in cannot} != CANNOT_REASONS:
+        raise ValueError("labeling config's cannot-review reasons differ from CANNOT_REASONS")

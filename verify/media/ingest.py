@@ -175,8 +175,8 @@ def resolve_source(
     for key, value in (provenance_from_info(info) if info else {}).items():
         if value and not provenance.get(key):
             provenance[key] = value
-    for key, value in overrides.items():
-        if value not in (None, "", ()):
+    for key, value in overrides.items():  # a flag not given (graphic=False) keeps the case's value
+        if value not in (None, "", (), False):
             provenance[key] = list(value) if isinstance(value, tuple) else value
     if overrides.get("posted_at") and iso_datetime(overrides["posted_at"]) is None:
         raise OptionError("posted_at", f"{overrides['posted_at']!r} is not an ISO 8601 date or time; write e.g. 2021-07-14 "
