@@ -263,6 +263,8 @@ def manifest(ws: Any) -> dict[str, str]:
             expected[capture.info_file] = capture.record["info_sha256"]
     for frame in ws.frames():
         expected[frame.file] = frame.sha256
+    for strip in ws.contexts():  # context strips (verify.media.context), kept beside their video's frames
+        expected[strip.file] = strip.sha256
     for export in ws.exports():
         expected[export.file] = export.sha256
     expected.update(json.loads(ws.get_meta("reports_manifest") or "{}"))

@@ -111,3 +111,26 @@ class Reupload:
     span: str  # where in the original, e.g. "0:20–0:40 of A, mirrored, 1.25× speed"
     mirrored: bool
     speed: float  # the original's seconds per second of the re-upload
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """A strip of the pictures on screen around a keyframe (``verify.media.context``), served beside it to reviewers.
+
+    ``key`` serves it as frames are served (a file keyed by its own key); ``pictures`` say what it shows:
+    each picture's presentation time, offset from the keyframe and pixel sha256, in order.
+    """
+
+    frame_key: str
+    key: str  # "context-" + the first 24 hex digits of the JPEG's sha256
+    file: str  # relative to the workspace: frames/VIDEO/context/NAME.jpg
+    sha256: str  # of the JPEG
+    width: int
+    height: int
+    pictures: list[dict[str, Any]]  # {"t_ms", "offset_ms", "pixel_sha256"}, by time
+    maker: dict[str, Any]  # verify.context's version, the decoder, the parameters
+    made_at: str
+
+    @property
+    def times_ms(self) -> list[float]:
+        return [p["t_ms"] for p in self.pictures]

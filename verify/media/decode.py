@@ -309,3 +309,29 @@ def decode_at(path: str, index: int, keyframes_only: bool = False) -> dict[str, 
             if picture.index == index:
                 return {"t_ms": picture.t_ms, "pixel_sha256": picture.pixel_sha256()}
         raise MediaError(f"the video ends before picture {index}")
+
+
+def on_screen(video: Video, times_ms: list[float]) -> Iterator[tuple[int, Picture]]:
+    """The picture on screen at each of ``times_ms`` (from the stream start, as ``Picture.t_ms``).
+
+    That is the last picture presented at or before the time; a time before the first picture gets
+    the first, a time after the last gets the last. Yields (position in ``times_ms``, picture) in the
+    order of the times, as soon as each is known, decoding once from the start and never seeking (the
+    same pictures, with the same times, that extraction saw); stops decoding after the latest time.
+
+    Raises:
+        MediaError: the stream has no decodable picture.
+    """
+    order = sorted(range(len(times_ms)), key=lambda i: times_ms[i])
+    pos, previous = 0, None
+    for picture in video.pictures():
+        while pos < len(order) and times_ms[order[pos]] < picture.t_ms - 0.0005:
+            yield order[pos], previous or picture  # before the first picture: the first one
+            pos += 1
+        if pos == len(order):
+            return
+        previous = picture
+    if previous is None:
+        raise MediaError(f"the video stream has no decodable frame ({video.last_error or 'no pictures'})")
+    for i in order[pos:]:  # after the last picture: it stays on screen
+        yield i, previous
