@@ -176,10 +176,10 @@ def test_status_shows_reviewers_and_claims(loop):
     state = json.loads(run(loop["env"], "status", "--json").output)
     tasks, flag = len(loop["tasks"]), len(loop["plan"]["flag"])
     # ben: the flag frames and the militants frame answered, the civilians frame skipped; the rest still open to him
-    assert state["reviewers"]["ben@desk.example"] == {"assigned": tasks, "done": flag + 1, "skipped": 1,
+    assert state["reviewers"]["ben@desk.example"] == {"assigned": tasks, "done": flag + 1, "skipped": 1, "cannot_review": 0,
                                                       "remaining": tasks - flag - 2}
     # ana answered the civilians frame too; it still needs a second reviewer, but not her
-    assert state["reviewers"]["ana@desk.example"] == {"assigned": tasks, "done": flag + 2, "skipped": 0,
+    assert state["reviewers"]["ana@desk.example"] == {"assigned": tasks, "done": flag + 2, "skipped": 0, "cannot_review": 0,
                                                       "remaining": tasks - flag - 2}
     assert state["open_tasks"] == tasks - flag - 1
     claims = {c["id"]: c for c in state["claims"]}

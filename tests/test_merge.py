@@ -105,10 +105,78 @@ def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
     assert claims["attack_repelled"]["verdict"] == "disputed"
     assert claims["civilians_refused_passage"]["verdict"] == "unreviewed"  # no frame bears on it, none answered
     assert claims["civilians_refused_passage"]["frames"] == 0
-    assert out["reviewers"]["ben"] == {"annotations": 2, "skipped": 1, "ground_truth": 0}
+    assert out["reviewers"]["ben"] == {"annotations": 2, "skipped": 1, "cannot_review": 0, "ground_truth": 0}
     agreement = claims["taliban_flag_raised"]["agreement"]
     assert (agreement["frames_with_2plus"], agreement["unanimous"], agreement["percent"]) == (2, 1, 50.0)
     assert agreement["pairs"] == [{"reviewers": ["ana", "ben"], "frames": 2, "percent": 50.0}]
+
+
+def _cannot(value, note=None):
+    result = [{"type": "choices", "from_name": "cannot_review", "to_name": "frame", "value": {"choices": [value]}}]
+    if note:
+        result.append({"type": "textarea", "from_name": "notes", "to_name": "frame", "value": {"text": [note]}})
+    return result
+
+
+@pytest.mark.parametrize("stored, reason", [
+    ("unreadable", "unreadable"),  # the key, as a config with aliases stores it
+    ("Unreadable (black, blurred, corrupted)", "unreadable"),  # the label text, as a plain Choice stores it
+    ("Too graphic for me to review", "graphic"),
+    ("not_relevant", "not_relevant"),
+    (" Other (say why in the notes) ", "other"),
+    ("something new", "something new"),  # a reason the case does not know is kept as written
+])
+def test_a_cannot_review_choice_is_read_as_its_reason_key_from_key_or_label(stored, reason):
+    review = decode(_ann(1, "ana", "f1", _cannot(stored)), CASE)
+    assert review.cannot_review == reason and not review.skipped and not review.counts
+
+
+def test_a_reviewer_who_cannot_review_gives_no_verdict_box_or_location_and_is_counted_apart_from_skips():
+    frames = [_frame("f1"), _frame("f2", 1000), _frame("f3", 2000)]
+    anns = [
+        # ana could not review f1 but also answered and drew: none of it counts
+        _ann(1, "ana", "f1", _cannot("unreadable", "all black") + [_choice("taliban_flag_raised", "Contradicts"),
+                                                                   _rect("Taliban flag", 10, 10)]),
+        _ann(2, "ben", "f1", [_choice("taliban_flag_raised", "Supports"), _rect("Taliban flag", 11, 10)]),
+        _ann(3, "ana", "f2", _cannot("Too graphic for me to review")),
+        _ann(4, "ben", "f2", _cannot("not_relevant", "a studio shot")),
+        _ann(5, "ana", "f3", [], cancelled=True),  # a bare skip
+        # a skip that carries a reason is a "cannot review", not a skip
+        _ann(6, "ben", "f3", _cannot("other", "the flag is cut off"), cancelled=True),
+    ]
+    out = merge(CASE, [VIDEO], frames, anns).to_json()
+    f1, f2, f3 = out["frames"]
+    flag = f1["verdicts"]["taliban_flag_raised"]
+    assert (flag["verdict"], flag["by_reviewer"]) == ("pending", {"ben": S})  # one vote: ana's is no vote
+    assert f1["reviewers"] == ["ben"] and f1["skipped_by"] == []
+    assert [b["reviewers"] for b in f1["boxes"]] == [["ben"]]
+    assert f1["cannot_review"] == [{"reviewer": "ana", "reason": "unreadable", "reason_text": "Unreadable (black, blurred, corrupted)",
+                                    "notes": ["all black"], "lead": False, "at": None}]
+    assert f1["notes"] == [] and not f1["nobody_could_review"]  # the note is the reason's, shown with it
+    assert [(c["reviewer"], c["reason"]) for c in f2["cannot_review"]] == [("ana", "graphic"), ("ben", "not_relevant")]
+    assert f2["nobody_could_review"] and f2["verdicts"]["taliban_flag_raised"]["verdict"] == "unreviewed"
+    assert f3["skipped_by"] == ["ana"] and [c["reason"] for c in f3["cannot_review"]] == ["other"]
+    assert [(r["reviewer"], r["skipped"], r["cannot_review"]) for r in f3["reviews"]] == [("ana", True, None), ("ben", False, "other")]
+    assert f3["nobody_could_review"]  # a skip and a "cannot review": nobody reviewed it
+    flag_claim = next(c for c in out["claims"] if c["id"] == "taliban_flag_raised")
+    assert (flag_claim["skips"], flag_claim["cannot_review"], flag_claim["answers"]) == (1, 4, 1)
+    assert flag_claim["cannot_review_reasons"] == {"graphic": 1, "not_relevant": 1, "other": 1, "unreadable": 1}
+    assert flag_claim["nobody_could_review"] == ["f2", "f3"]
+    [video] = out["videos"]
+    assert (video["skips"], video["cannot_review"], video["nobody_could_review"]) == (1, 4, ["f2", "f3"])
+    assert out["reviewers"]["ana"] == {"annotations": 0, "skipped": 1, "cannot_review": 2, "ground_truth": 0}
+    assert out["reviewers"]["ben"] == {"annotations": 1, "skipped": 0, "cannot_review": 2, "ground_truth": 0}
+
+
+def test_review_progress_counts_cannot_review_apart_and_keeps_the_task_open():
+    from verify.verdicts.merge import review_progress
+
+    anns = [_ann(1, "ana", "f1", _cannot("unreadable")), _ann(2, "ben", "f1", [_choice("taliban_flag_raised", "Supports")]),
+            _ann(3, "ana", "f2", [], cancelled=True)]
+    progress = review_progress(CASE, ["f1", "f2"], anns)
+    assert progress["open_tasks"] == 2  # one review of f1 is not the two the case asks for
+    assert progress["reviewers"]["ana"] == {"assigned": 2, "done": 0, "skipped": 1, "cannot_review": 1, "remaining": 0}
+    assert progress["reviewers"]["ben"] == {"assigned": 2, "done": 1, "skipped": 0, "cannot_review": 0, "remaining": 1}
 
 
 def test_an_unreviewed_reupload_frame_takes_its_originals_verdict():

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import DATA, SEED_CASE, SOURCES
 from tests.fake_labelstudio import FakeLabelStudio
-from verify import pipeline
+from verify import pipeline, terminal
 from verify.errors import AuthError, ProjectMissing, ServerError, VerifyError
 from verify.labelstudio import project as project_module
 from verify.labelstudio import pull as pull_module
@@ -279,13 +279,13 @@ def test_a_labeling_config_edited_on_the_server_is_refused_unless_reset_config(w
     with pytest.raises(ServerError, match="was changed on the server since verify pushed it.*--reset-config"):
         _push(ws, server)
     assert server.project(first.project_id)["label_config"] == edited  # left as the admin made it
-    assert server.calls["update_project"] == 0 and server.calls["import_tasks"] == imports
+    assert server.calls["update_project"] == 1 and server.calls["import_tasks"] == imports  # 1: the link, at creation
 
     reset = _push(ws, server, reset_config=True)
     assert reset.project_id == first.project_id and reset.imported == 0
     assert server.project(first.project_id)["label_config"] == ours
     assert _push(ws, server).imported == 0  # and a plain push works again
-    assert server.calls["update_project"] == 1
+    assert server.calls["update_project"] == 2
 
 
 def test_a_copy_of_the_workspace_without_its_project_id_finds_the_project_by_its_marker(base, tmp_path, server):
@@ -518,3 +518,67 @@ def test_an_error_raised_by_the_fake_is_worded_as_the_real_client_words_it(serve
     with pytest.raises(ServerError, match=r"refused to import tasks \(400\)"):
         server.import_tasks(project, [{"data": {"no_image": 1}}])
     assert server.task_keys(project) == {"k": 1}
+
+
+# --- "cannot review" and the dispute the lead sees ------------------------------------------------
+
+def _cannot(value: str, note: str | None = None) -> list[dict]:
+    result = [{"type": "choices", "from_name": "cannot_review", "to_name": "frame", "value": {"choices": [value]}}]
+    return result + ([{"type": "textarea", "from_name": "notes", "to_name": "frame", "value": {"text": [note]}}] if note else [])
+
+
+def _rect(group: str, label: str, x: float, region_id: str) -> dict:
+    return {"id": region_id, "type": "rectanglelabels", "from_name": group, "to_name": "frame", "original_width": 640,
+            "original_height": 360, "image_rotation": 0,
+            "value": {"x": x, "y": 20, "width": 15, "height": 30, "rotation": 0, "rectanglelabels": [label]}}
+
+
+def test_a_pull_counts_cannot_review_apart_from_skips_whether_the_reason_is_stored_as_key_or_label(ws, server, reviewed):
+    project = reviewed["project"]
+    [_, second, third, *_] = reviewed["flags"]
+    server.add_reviewer(LEAD, "lead-pass-5521z")
+    server.annotate(project, third["id"], LEAD, _cannot("Unreadable (black, blurred, corrupted)", "all black"))
+    server.annotate(project, second["id"], LEAD, _cannot("graphic"))  # the reason's key, as a config with aliases stores it
+    result = pull(ws, server)
+    assert (result.skipped, result.cannot_review) == (1, 2)  # ben's bare skip; the two reasons
+    assert "(1 skip, 2 could not review) by 3 reviewers" in terminal.pulled(result, False)[0]
+    frames = _frames(ws)
+    third_frame = frames[third["meta"]["verify_key"]]
+    assert third_frame["cannot_review"][0] | {"at": None} == {
+        "reviewer": LEAD, "reason": "unreadable", "reason_text": "Unreadable (black, blurred, corrupted)",
+        "notes": ["all black"], "lead": False, "at": None}
+    assert LEAD not in third_frame["verdicts"][FLAG_CLAIM]["by_reviewer"]
+    assert frames[second["meta"]["verify_key"]]["skipped_by"] == []
+
+
+def test_the_leads_task_shows_each_reviewers_boxes_as_predictions_their_notes_and_the_disputed_claims(ws, server):
+    pushed = _push(ws, server)
+    project = pushed.project_id
+    for email in (ANA, BEN, LEAD):
+        server.add_reviewer(email, f"{email.split('@')[0]}-pass-1234")
+    [militants, *_] = _tasks_of_source(server, project, "militants-at-gate")
+    ana_boxes = [_rect("actors", "Armed militants", 30, "ana-1"), _rect("actors", "Pakistani border guards", 55, "ana-2")]
+    server.annotate(project, militants["id"], ANA, [_choice(MILITANTS_CLAIM, "Supports"), *ana_boxes,
+                                                    ana_boxes[0],  # one drag stored twice: sent once
+                                                    _rect("actors", "Tanks", 5, "ana-3")])  # not a label of the case
+    server.annotate(project, militants["id"], BEN, [
+        _choice(MILITANTS_CLAIM, "Contradicts"), _rect("actors", "Civilians", 31, "ben-1"),
+        {"type": "textarea", "from_name": "notes", "to_name": "frame", "value": {"text": ["they wear police patches"]}}])
+    pull(ws, server)
+    sent = adjudicate(ws, server, None, lead=LEAD, images="upload")
+    assert (sent.imported, sent.predictions, sent.boxes_left_out) == (1, 2, 1)
+    [task] = server.tasks_of(sent.project_id)
+    assert {p["model_version"]: [r["id"] for r in p["result"]] for p in task["predictions"]} == {
+        ANA: ["ana-1", "ana-2"], BEN: ["ben-1"]}
+    assert task["predictions"][0]["result"][0] == ana_boxes[0]  # the reviewer's region, as stored
+    assert all(r["type"] == "rectanglelabels" for p in task["predictions"] for r in p["result"])  # no answers pre-filled
+    data = task["data"]
+    assert f"{MILITANTS_CLAIM} ({ANA}: Supports, {BEN}: Contradicts)" in data["dispute"]
+    assert f"Reviewers' notes: {BEN}: they wear police patches" in data["dispute"]
+    claim = next(c for c in ws.case.claims if c.id == MILITANTS_CLAIM)
+    assert data["disputed_claims"] == f"Disputed: {claim.text}" and task["meta"]["disputed_claims"] == [MILITANTS_CLAIM]
+    entry = [json.loads(line) for line in (ws.root / "custody.log").read_text().splitlines()][-1]
+    assert (entry["action"], entry["details"]["reviewer_predictions"], entry["details"]["boxes_left_out"]) == ("adjudicate", 2, 1)
+    bears = {c.id: data[f"bears_{c.id}"] for c in ws.case.claims}  # the disputed claim asked first, the others folded
+    assert bears.pop(MILITANTS_CLAIM) == f"Disputed: {ANA}: Supports, {BEN}: Contradicts"
+    assert set(bears.values()) == {""}

@@ -105,6 +105,9 @@ def _hostile_workspace(tmp_path, footage) -> Workspace:
             {"type": "rectanglelabels", "from_name": "actors", "to_name": "frame",
              "value": {"x": 10, "y": 10, "width": 5, "height": 5, "rotation": 0, "rectanglelabels": [PAYLOADS[i]]}},
         ]
+        if i % 5 == 4:  # "cannot review", with a reason that is no reason of the config's: kept, shown as text
+            result.insert(0, {"type": "choices", "from_name": "cannot_review", "to_name": "frame",
+                              "value": {"choices": [PAYLOADS[(i + 3) % len(PAYLOADS)]]}})
         rows.append((i + 1, 1, i + 1, frame.key, i, PAYLOADS[(i + 7) % len(PAYLOADS)], 0, 0, json.dumps(result), None, None, "exports/x.json"))
     with ws.transaction() as db:
         ws.set_meta("project_id", "1")
@@ -139,9 +142,11 @@ def test_no_hostile_string_survives_as_markup(tmp_path, footage):
     assert not re.search(r"(?<!\\)\]\((javascript:|http://evil)", md)  # no live Markdown link or image
 
     data = json.loads(paths["json"].read_text())
-    assert data["schema"] == "verify.report/2"
+    assert data["schema"] == "verify.report/3"
     notes = [n["text"] for f in data["frames"] for n in f["notes"]]
     assert PAYLOADS[0] in notes  # JSON keeps the reviewer's text verbatim, as data
+    reasons = {c["reason"] for f in data["frames"] for c in f["cannot_review"]}
+    assert reasons and reasons <= set(PAYLOADS)
 
 
 def test_only_http_links_are_links():

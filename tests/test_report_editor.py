@@ -30,10 +30,43 @@ def base(footage, tmp_path_factory):
     return scenario.build_base(tmp_path_factory.mktemp("editor") / "base", footage)
 
 
+GRAPHIC_NOTE = "a body in the road <img src=x onerror=alert(1)>"
+OFF_TOPIC_NOTE = "a studio interview, not the crossing"
+
+
+def add_cannot_review(ws, done: dict) -> dict:
+    """On top of the scenario: both reviewers could not review the second civilians frame (one says why by the
+    reason's key, one by its label, as the config may store either), and on another frame ana answered while ben
+    could not review it. Returns the keys."""
+    from verify.records import Annotation
+
+    videos = {v.sha256: v.source_id for v in ws.videos()}
+    used = {*done["flags"], done["militants"], done["civilians"]}
+    sent = sorted((f for f in ws.frames() if not f.duplicate_of), key=lambda f: f.t_ms)
+    nobody = next(f for f in sent if videos[f.video_sha256] == "civilians-refused" and f.key not in used)
+    half = next(f for f in sent if f.key not in used | {nobody.key} and videos[f.video_sha256] == "flag-hoisting-afghan-side")
+    tasks = ws.tasks()
+
+    def cannot(value, text=None):
+        result = [{"type": "choices", "from_name": "cannot_review", "to_name": "frame", "value": {"choices": [value]}}]
+        return result + ([scenario.note(text)] if text else [])
+
+    extra = [(ANA, nobody, cannot("graphic", GRAPHIC_NOTE)), (BEN, nobody, cannot("Unreadable (black, blurred, corrupted)")),
+             (ANA, half, [scenario.choice(FLAG, "Supports")]), (BEN, half, cannot("not_relevant", OFF_TOPIC_NOTE))]
+    anns = [a for a in ws.annotations() if a.project_id == 1]
+    for n, (who, frame, result) in enumerate(extra):
+        anns.append(Annotation(id=5000 + n, task_id=tasks[frame.key], frame_key=frame.key, reviewer_id=None, reviewer=who,
+                               was_cancelled=False, ground_truth=False, result=result,
+                               created_at=f"2021-07-15T10:{n:02d}:00Z", project_id=1))
+    ws.replace_annotations(1, anns)
+    return {"nobody": nobody.key, "half": half.key}
+
+
 @pytest.fixture
 def reviewed(base, tmp_path):
     ws = scenario.copy(base, tmp_path / "ws")
     done = scenario.review(ws)
+    done.update(add_cannot_review(ws, done))
     return ws, done
 
 
@@ -130,8 +163,13 @@ def test_status_sync_summary_html_markdown_and_json_agree_on_frames_answers_and_
     rows = _md_claim_rows(md)
     for claim, row in zip(model["claims"], status.claims):
         cid = claim["id"]
-        assert (row["frames"], row["reviewed"], row["answers"], row["skips"]) == (
-            claim["frames"], claim["reviewed_frames"], claim["answers"], claim["skips"]), cid
+        assert (row["frames"], row["reviewed"], row["answers"], row["skips"], row["cannot_review"]) == (
+            claim["frames"], claim["reviewed_frames"], claim["answers"], claim["skips"], claim["cannot_review"]), cid
+        assert f"{claim['cannot_review']} could not review" in printed[cid]
+        if claim["cannot_review"]:  # the same count and reasons in the claim's section of both documents
+            reasons = ", ".join(f"{r.replace('_', ' ')} {n}" for r, n in claim["cannot_review_reasons"].items())
+            said = f"{claim['skips']} skip{'s' if claim['skips'] != 1 else ''}, {claim['cannot_review']} could not review ({reasons})"
+            assert said in html and said in md, cid
         words = f"{claim['reviewed_frames']} of the claim's {claim['frames']} frame"
         assert words in claim["basis"]["text"] and words in rows[cid]
         assert words in html
@@ -139,17 +177,73 @@ def test_status_sync_summary_html_markdown_and_json_agree_on_frames_answers_and_
         assert f"{claim['answers']} answer" in printed[cid] and f"{claim['skips']} skip" in printed[cid]
     # per reviewer: the lead's decision is counted apart, never as a review
     for name, counts in status.reviewers.items():
-        assert (counts["done"], counts["skipped"]) == (model["reviewers"][name]["annotations"],
-                                                       model["reviewers"][name]["skipped"]), name
+        assert (counts["done"], counts["skipped"], counts["cannot_review"]) == (
+            model["reviewers"][name]["annotations"], model["reviewers"][name]["skipped"],
+            model["reviewers"][name]["cannot_review"]), name
     assert model["reviewers"][LEAD]["lead_decisions"] == 1
     assert status.adjudication["lead_decisions"] == {LEAD: 1}
     assert (status.adjudication["sent"], status.adjudication["decided"], status.adjudication["waiting"]) == (1, 1, 0)
     assert model["summary"]["annotations"] == sum(r["annotations"] for r in model["reviewers"].values())
     assert model["summary"]["lead_decisions"] == 1
-    assert f"| {ANA} | {model['reviewers'][ANA]['annotations']} | 0 | 1 |" in md
+    assert f"| {ANA} | {model['reviewers'][ANA]['annotations']} | 0 | 1 | 1 |" in md
+    # "cannot review": one total everywhere, and the frame no reviewer could review listed, not silently unreviewed
+    summary = model["summary"]
+    assert summary["cannot_review"] == sum(r["cannot_review"] for r in model["reviewers"].values()) == 3
+    assert summary["cannot_review"] == status.cannot_review["annotations"]
+    assert f'{summary["skips"]} skip and {summary["cannot_review"]} "could not review"' in html
+    assert f'{summary["skips"]} skip and {summary["cannot_review"]} "could not review"' in md
+    nobody = [u["frame_key"] for u in model["nobody_could_review"]]
+    assert nobody == [done["nobody"]] == [f["key"] for f in status.cannot_review["frames_nobody_could_review"]]
+    assert summary["frames_nobody_could_review"] == 1 and "1 frame no reviewer could review" in html
+    assert "1 frame no reviewer could review" in md
+    by_source = {s["source_id"]: s for s in model["sources"]}
+    assert (by_source["civilians-refused"]["cannot_review"], by_source["civilians-refused"]["nobody_could_review"]) == (2, 1)
+    status_lines = CliRunner().invoke(main, ["-w", str(ws.root), "status"]).output
+    assert "could not review: 3 answers (graphic 1, not_relevant 1, unreadable 1) · 1 frame no reviewer could review: civilians-refused at" in status_lines
 
 
 # --- who reviewed, who decided, what the verdict rests on ------------------------------------------
+
+def test_a_frame_card_lists_who_could_not_review_it_with_the_reason_and_note(reports):
+    ws, done, paths = reports
+    model = json.loads(paths["json"].read_text())
+    frames = {f["key"]: f for f in model["frames"]}
+    nobody, half = frames[done["nobody"]], frames[done["half"]]
+    assert [(c["reviewer"], c["reason"]) for c in nobody["cannot_review"]] == [(ANA, "graphic"), (BEN, "unreadable")]
+    assert nobody["nobody_could_review"] and nobody["reviewers"] == [] and nobody["notes"] == []
+    assert all(v["verdict"] == "unreviewed" for v in nobody["verdicts"].values())
+    assert half["reviewers"] == [ANA] and half["verdicts"][FLAG]["by_reviewer"] == {ANA: "supports"}
+    html, md = unescape(paths["html"].read_text()), paths["md"].read_text()
+    assert f"could not review: {ANA} — Too graphic for me to review ({GRAPHIC_NOTE})" in html
+    assert f"could not review: {BEN} — Unreadable (black, blurred, corrupted)" in html
+    assert f"could not review: {BEN} — Not relevant to any claim ({OFF_TOPIC_NOTE})" in html
+    assert "<img src=x" not in paths["html"].read_text() and "<img src=x" not in md  # the note is escaped in both
+    assert f"Could not review: {scenario_md(BEN)} — Not relevant to any claim ({OFF_TOPIC_NOTE})" in md
+    assert "No reviewer could review this frame." in html and "**No reviewer could review this frame.**" in md
+
+
+def scenario_md(text: str) -> str:
+    from verify.report.build import md_escape
+
+    return md_escape(text)
+
+
+def test_a_graphic_sources_frames_are_said_to_have_reached_reviewers_blurred(reviewed):
+    import dataclasses
+
+    ws, done = reviewed
+    case = ws.case
+    ws._case = dataclasses.replace(case, sources=tuple(dataclasses.replace(s, graphic=s.id == "civilians-refused")
+                                                       for s in case.sources))
+    written = {fmt: path for fmt, (path, _) in pipeline.report(ws).written.items()}
+    model = json.loads(written["json"].read_text())
+    graphic = {f["key"] for f in model["frames"] if f["graphic"]}
+    assert graphic and graphic == {f["key"] for f in model["frames"] if f["source_id"] == "civilians-refused"}
+    assert [s["source_id"] for s in model["sources"] if s["graphic"]] == ["civilians-refused"]
+    html, md = written["html"].read_text(), written["md"].read_text()
+    for text in (html, md):
+        assert text.count("Shown to reviewers blurred (graphic)") == len(graphic)
+        assert "shown to reviewers blurred (graphic)" in text  # the source, and the frame nobody could review
 
 def test_a_reviewer_who_only_skipped_is_not_listed_as_a_reviewer(reports):
     ws, done, paths = reports

@@ -30,11 +30,13 @@ class Status:
     reviewers_per_frame: int
     label_studio: dict[str, Any]  # url, project_id
     last_pull: str | None
-    reviewers: dict[str, dict[str, int]]  # reviewer → assigned, done, skipped, remaining (the review project only)
-    claims: list[dict[str, Any]]  # id, frames, reviewed, done, answers, skips, remaining, verdict (as the report counts)
+    reviewers: dict[str, dict[str, int]]  # reviewer → assigned, done, skipped, cannot_review, remaining (the review project only)
+    claims: list[dict[str, Any]]  # id, frames, reviewed, done, answers, skips, cannot_review, remaining, verdict (as the report counts)
     adjudication: dict[str, Any]  # project_id, lead, sent, decided, waiting, disputed_not_sent, lead_decisions{lead: n}
     # frames_located, sources, sources_located, agreed, disputed, pending, unreadable, claims{claim: verdict}
     locations: dict[str, Any] | None = None
+    # reviewers' "cannot review" answers: annotations, reasons{reason: n}, frames_nobody_could_review[{key, source_id, t_ms}]
+    cannot_review: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +72,19 @@ def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
         claims=[_claim_row(c, verdicts, needed) for c in verdicts.claims],
         adjudication=_queue(ws, verdicts),
         locations=_locations(verdicts),
+        cannot_review=_cannot_review(verdicts),
     )
+
+
+def _cannot_review(verdicts: Verdicts) -> dict[str, Any]:
+    """How many times reviewers said they could not review a frame, why, and the frames nobody could review."""
+    reasons: dict[str, int] = {}
+    for video in verdicts.videos:
+        for reason, n in video.cannot_review_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    return {"annotations": sum(reasons.values()), "reasons": dict(sorted(reasons.items())),
+            "frames_nobody_could_review": [{"key": f.key, "source_id": f.source_id, "t_ms": f.t_ms}
+                                           for f in verdicts.frames if f.nobody_could_review]}
 
 
 def _locations(verdicts: Verdicts) -> dict[str, Any]:
@@ -91,7 +105,8 @@ def _claim_row(claim: ClaimVerdict, verdicts: Verdicts, needed: int) -> dict[str
     waiting = sum(1 for f in frames if f.task_id is not None and f.verdicts[claim.id].answers < needed)
     return {"id": claim.id, "frames": claim.frames, "reviewed": claim.reviewed_frames, "answered": claim.reviewed_frames,
             "done": claim.complete,
-            "answers": claim.answers, "skips": claim.skips, "remaining": waiting, "verdict": claim.verdict}
+            "answers": claim.answers, "skips": claim.skips, "cannot_review": claim.cannot_review, "remaining": waiting,
+            "verdict": claim.verdict}
 
 
 def _queue(ws: Workspace, verdicts: Verdicts) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from verify.clock import file_stamp, now_utc
 from verify.errors import ProjectMissing, ServerError, VerifyError
 from verify.files import atomic_write
 from verify.labelstudio.client import LabelStudioClient, batched
+from verify.labelstudio.config import CANNOT_REVIEW
 from verify.records import Annotation, Export
 from verify.verdicts.merge import decode
 from verify.workspace import Workspace
@@ -40,6 +41,7 @@ class PullResult:
     annotations: int
     skipped: int
     reviewers: int
+    cannot_review: int = 0  # annotations saying "cannot review this frame" with a reason (not skips, not votes)
     lead_decisions: int = 0
     ignored: int = 0  # annotations in the adjudication project by someone other than the lead
     # location texts that are not coordinates verify can read: {task_id, frame_key, reviewer, text, reason}
@@ -61,7 +63,8 @@ def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[Ann
     """One record per annotation in a Label Studio JSON export (pure).
 
     Drafts are not annotations and are left out; skipped tasks stay (``was_cancelled``) so a
-    skip is counted as a skip. ``users`` maps user id → display name (email).
+    skip is counted as a skip. Results are kept as exported: a "cannot review" answer (its
+    reason stored as key or label) is read by the merge. ``users`` maps user id → email.
     """
     records = []
     for task in tasks:
@@ -127,11 +130,11 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
     else:
         known = ws.task_ids(project_id)
         pages = list(batched(known, EXPORT_PAGE)) if known else [None]  # None: every task, in one export
-    archived, tasks, records = [], [], []  # (file, sha256) of each export page
+    archived, tasks, records = [], 0, []  # (file, sha256) of each export page; tasks exported (counted, not kept)
     for page in pages:
         name, exported, sha = _archive(ws, client, project_id, page)
         archived.append((name, sha))
-        tasks += exported
+        tasks += len(exported)
         records += [replace(r, project_id=project_id, export_file=name) for r in parse_export(exported, users)]
     ignored = 0
     if lead is not None:
@@ -143,11 +146,14 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
     unreadable = unreadable_locations(records, ws.case)
     custody.record(ws, "pull", outputs=archived, server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, full=not since,
-                   tasks=len(tasks), annotations=len(records),
+                   tasks=tasks, annotations=len(records),
                    annotations_by=dict(Counter(r.reviewer for r in records)), lead=lead)
+    cannot = [r for r in records if any(item.get("from_name") == CANNOT_REVIEW for item in r.result)
+              and decode(r, ws.case).cannot_review]  # the merge's own reading of the answer
     return PullResult(
-        export_files=[name for name, _ in archived], full=not since, tasks=len(tasks), annotations=len(records),
-        skipped=sum(r.was_cancelled for r in records), reviewers=len({r.reviewer_id for r in records}),
+        export_files=[name for name, _ in archived], full=not since, tasks=tasks, annotations=len(records),
+        skipped=sum(r.was_cancelled for r in records) - sum(r.was_cancelled for r in cannot),
+        reviewers=len({r.reviewer_id for r in records}), cannot_review=len(cannot),
         ignored=ignored, unreadable_locations=unreadable,
     )
 

@@ -1,7 +1,7 @@
 """Report: the merged verdicts as a document an editor can check and publish from.
 
 ``build_report`` turns the workspace's records and the merge into one JSON-ready model
-(schema ``verify.report/2``, documented in the README); ``render_json``, ``render_markdown``
+(schema ``verify.report/3``, documented in the README); ``render_json``, ``render_markdown``
 and ``render_html`` are pure renderings of that model. HTML is self-contained (frames embedded
 as data: URIs with the merged boxes drawn, no remote resources, a strict Content-Security-
 Policy) and autoescaped; Markdown escapes every string that came from a case file, a
@@ -36,7 +36,7 @@ from verify.urls import safe_url
 from verify.verdicts.merge import Verdicts
 from verify.workspace import Workspace
 
-SCHEMA = "verify.report/2"
+SCHEMA = "verify.report/3"
 FORMATS = ("html", "md", "json", "geojson", "kml")  # the default set; "pdf" is optional (needs Chromium)
 GEO_FILES = {"geojson": "locations.geojson", "kml": "locations.kml"}  # where the footage was filmed, for QGIS / Google Earth
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -58,6 +58,21 @@ def reupload_of(found: Reupload, source_of: dict[str, str]) -> dict[str, Any]:
             "span": found.span.replace(" of A", f" of {of}"), "mirrored": found.mirrored, "speed": found.speed}
 
 
+def is_graphic(video: Any, case: Case) -> bool:
+    """Whether a source is marked graphic (at ingest, or in the case): its frames reached reviewers blurred."""
+    source = case.source(video.source_id)
+    return bool(video.provenance.get("graphic")) or bool(source and source.graphic)
+
+
+def context_cited(strip: Any) -> dict[str, Any] | None:
+    """What a frame's task showed beside it in Label Studio (a ``records.Context``), as the report cites it (pure)."""
+    if strip is None:
+        return None
+    return {"file": strip.file, "sha256": strip.sha256, "width": strip.width, "height": strip.height,
+            "times": [timestamp(p["t_ms"]) for p in strip.pictures], "pictures": strip.pictures,
+            "made_by": strip.maker.get("name"), "decoder": strip.maker.get("decoder")}
+
+
 def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, str] | None = None) -> dict[str, Any]:
     """The report model: the workspace's records and the merged ``verdicts`` (pure apart from reading the workspace).
 
@@ -73,8 +88,12 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
     video_by_sha = {v.sha256: v for v in videos}
     legend = label_legend(case)
     group_of = {label: g for g in legend for label in g["labels"]}
+    strips = ws.shown_contexts()  # the context strip each frame's review task showed
+    graphic = {v.sha256: is_graphic(v, case) for v in videos}
     for f in merged["frames"]:
         f["timestamp"] = timestamp(f["t_ms"])
+        f["context"] = context_cited(strips.get(f["key"]))
+        f["graphic"] = graphic[f["video_sha256"]]
         prov = video_by_sha[f["video_sha256"]].provenance
         f["source"] = {k: prov.get(k) for k in ("title", "platform", "uploader", "posted_at")}
         for n, box in enumerate(f["boxes"], 1):
@@ -99,12 +118,20 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
                         "adjudicated_by": v.get("adjudicated_by"), "vote": v.get("vote"), "inherited_from": inherited})
         return out
 
+    def could_not(keys: list[str]) -> list[dict[str, Any]]:
+        """Frames no reviewer could review, with who said so and why."""
+        return [{"frame_key": k, "source_id": frames_by_key[k]["source_id"], "timestamp": frames_by_key[k]["timestamp"],
+                 "graphic": frames_by_key[k]["graphic"],
+                 "by": [c for c in frames_by_key[k]["cannot_review"] if not c["lead"]]} for k in keys]
+
     claims = []
     for claim, result in zip(case.claims, merged["claims"]):
         claims.append({
             "id": claim.id, "text": claim.text, "claimed_by": claim.claimed_by, "verdict": result["verdict"],
             "frames": result["frames"], "reviewed_frames": result["reviewed_frames"], "answers": result["answers"],
             "skips": result["skips"], "complete": result["complete"], "agreement": result["agreement"],
+            "cannot_review": result["cannot_review"], "cannot_review_reasons": result["cannot_review_reasons"],
+            "nobody_could_review": could_not(result["nobody_could_review"]),
             "basis": claim_basis(claim.id, result, merged["frames"], videos),
             "supporting": evidence(result["supporting"], claim.id),
             "contradicting": evidence(result["contradicting"], claim.id),
@@ -112,6 +139,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         })
 
     video_verdicts = {v.sha256: v.claims for v in verdicts.videos}
+    video_counts = {v["sha256"]: v for v in merged["videos"]}
     reuploads: dict[str, list[Reupload]] = {}
     for found in ws.reuploads():
         reuploads.setdefault(found.video_sha256, []).append(found)
@@ -138,6 +166,11 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "duplicate_frames": sum(1 for f in own if f["duplicate_of"]),
             "reuploads": [reupload_of(r, source_of) for r in reuploads.get(video.sha256, [])],
             "verdicts": video_verdicts.get(video.sha256, {}),
+            "graphic": graphic[video.sha256],
+            "skips": video_counts[video.sha256]["skips"],
+            "cannot_review": video_counts[video.sha256]["cannot_review"],
+            "cannot_review_reasons": video_counts[video.sha256]["cannot_review_reasons"],
+            "nobody_could_review": len(video_counts[video.sha256]["nobody_could_review"]),
             "captures": [{"url_given": c.url_given, "canonical_url": c.canonical_url, "captured_at": c.captured_at,
                           "how": c.record.get("how"), "platform_fields": c.record.get("platform_fields", {}),
                           "tools": c.record.get("tools", {}), "info_file": c.info_file}
@@ -145,8 +178,9 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         })
 
     reviewed = [f for f in merged["frames"] if any(v["answers"] for v in f["verdicts"].values())]
-    people = {name: {"annotations": s["annotations"], "skipped": s["skipped"], "lead_decisions": s["ground_truth"]}
-              for name, s in merged["reviewers"].items()}
+    people = {name: {"annotations": s["annotations"], "skipped": s["skipped"], "cannot_review": s["cannot_review"],
+                     "lead_decisions": s["ground_truth"]} for name, s in merged["reviewers"].items()}
+    nobody_could = could_not([f["key"] for f in merged["frames"] if f["nobody_could_review"]])
     decisions = [{"frame_key": f["key"], "source_id": f["source_id"], "timestamp": f["timestamp"], **d}
                  for f in merged["frames"] for d in f["lead_decisions"]]
     exports = [asdict(e) for e in ws.exports()]
@@ -163,9 +197,12 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "frames_reviewed": len(reviewed),
             "annotations": sum(p["annotations"] for p in people.values()),
             "skips": sum(p["skipped"] for p in people.values()),
+            "cannot_review": sum(p["cannot_review"] for p in people.values()),
+            "frames_nobody_could_review": len(nobody_could),
             "lead_decisions": sum(p["lead_decisions"] for p in people.values()),
-            "reviewers": sum(1 for p in people.values() if p["annotations"] or p["skipped"]),
+            "reviewers": sum(1 for p in people.values() if p["annotations"] or p["skipped"] or p["cannot_review"]),
         },
+        "nobody_could_review": nobody_could,
         "claims": claims,
         "sources": sources,
         "frames": merged["frames"],
@@ -260,6 +297,11 @@ def label_legend(case: Case) -> list[dict[str, Any]]:
              "labels": [label.value for label in g.labels]} for i, g in enumerate(case.label_groups)]
 
 
+def reason_words(reason: str) -> str:
+    """A "cannot review" reason key in a few words ("not relevant"); the full text is CANNOT_REASONS'."""
+    return reason.replace("_", " ")
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """"1 frame", "2 frames" ("1 skip", "3 skips")."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
@@ -317,6 +359,11 @@ def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, An
         words.append("Still unreviewed among the sources said to show it: " + _listing(
             [f"{s['source_id']} ({s['frames'] - s['reviewed'] - s['inherited']} of {plural(s['frames'], 'frame')})"
              for s in unreviewed]) + ".")
+    if result.get("cannot_review"):
+        nobody = len(result.get("nobody_could_review") or [])
+        words.append(f"Reviewers said {plural(result['cannot_review'], 'time')} that they could not review one of its frames ("
+                     + ", ".join(f"{reason_words(r)} {n}" for r, n in result["cannot_review_reasons"].items()) + ")"
+                     + (f"; no reviewer could review {plural(nobody, 'frame')}" if nobody else "") + ".")
     own_reviewed = any(s["reviewed"] for s in per_source.values() if s["own"])
     if n_decided and not own_reviewed and any(s["own"] for s in per_source.values()):
         words.append("None of those sources' frames has been reviewed: the verdict rests on other footage only.")
@@ -358,6 +405,7 @@ def _environment(markdown: bool = False) -> Environment:
     env.filters["answer"] = lambda a: VERDICT_CHOICES.get(a, a)
     env.filters["vclass"] = lambda v: (v or "").replace("adjudicated:", "").replace(" ", "-")
     env.filters["metres"] = distance_text
+    env.filters["reason"] = reason_words
     env.filters["coord"] = lambda v: f"{v:.5f}" if isinstance(v, (int, float)) else "—"
     return env
 

@@ -5,6 +5,8 @@ Pure functions over plain records (from the workspace); nothing here does I/O.
 The rules (also stated in every report, from ``RULES``):
 
 - Only submitted annotations count; a skip is counted as a skip, not a vote; drafts never arrive.
+- A reviewer who answers "cannot review this frame" with a reason gives no verdicts: their claim
+  answers, boxes and location are left out; the reason and notes are counted apart from skips.
 - Frame verdict on a claim, from the reviewers' answers (Supports / Contradicts / Can't tell):
   no answer → *unreviewed*; fewer answers than the case's ``min_reviewers`` → *pending*;
   one answer held by more than half of the answers → *supports*, *contradicts* or
@@ -27,12 +29,15 @@ from typing import Any, Callable, Iterable, Iterator
 
 from verify.case import VERDICT_CHOICES, Case
 from verify.errors import VerifyError
-from verify.labelstudio.config import GEO_CUES, GEO_PRECISION, GEO_SCOPE, GEO_SIDE, GEO_TEXT, NOTES, claim_control
+from verify.labelstudio.config import (CANNOT_REASONS, CANNOT_REVIEW, GEO_CUES, GEO_PRECISION, GEO_SCOPE, GEO_SIDE, GEO_TEXT,
+                                       NOTES, claim_control)
 from verify.records import Annotation, Frame, Video
 from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES, LocationAnswer, Locations, merge_locations, read_answer
 
 RULES = [
     "Only submitted annotations count. A skipped frame counts as a skip, not as a vote.",
+    "A reviewer who could not review a frame (and said why) gives no verdict, box or location on it, even if they "
+    "also answered; their reason and notes are shown and counted apart from skips.",
     "Per frame and claim: no answers → unreviewed; fewer than the case's minimum number of reviewers → pending; "
     "an answer given by more than half of the reviewers decides (Supports → supports, Contradicts → contradicts, "
     "Can't tell → inconclusive); otherwise (ties, splits) → disputed.",
@@ -49,6 +54,17 @@ _FRAME_TO_ANSWER = {"supports": "supports", "contradicts": "contradicts", "cant_
 _PRECISION = {label: key for key, (label, _) in PRECISION.items()}
 _SIDE = {label: key for key, label in SIDE_CHOICES.items()}
 _SCOPE = {label: key for key, label in SCOPE_CHOICES.items()}
+_CANNOT = {**{label: key for key, label in CANNOT_REASONS.items()}, **{key: key for key in CANNOT_REASONS}}
+
+
+def cannot_review_reason(value: str) -> str:
+    """The reason key for a stored "cannot review" choice: the key itself or its label; any other text stays as given."""
+    return _CANNOT.get(value.strip(), value.strip())
+
+
+def reason_text(reason: str) -> str:
+    """What a reviewer read for a reason key (an unknown reason as it was stored)."""
+    return CANNOT_REASONS.get(reason, reason)
 
 
 @dataclass(slots=True)
@@ -66,6 +82,12 @@ class Review:
     unknown_labels: list[str] = field(default_factory=list)
     created_at: str | None = None
     location: LocationAnswer | None = None  # where the reviewer says the camera was (None: nothing given)
+    cannot_review: str | None = None  # the reason key, when the reviewer said they could not review the frame
+
+    @property
+    def counts(self) -> bool:
+        """A review that gives verdicts: submitted, not a "cannot review", not a lead's decision."""
+        return not self.skipped and not self.cannot_review and not self.ground_truth
 
 
 UNKNOWN_LABEL_POLICIES = ("ignore", "keep", "fail")
@@ -96,6 +118,10 @@ def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
             if name in (GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE):
                 picked = value.get("text" if name == GEO_TEXT else "choices") or []
                 geo[name] = [v for v in picked if isinstance(v, str)] if isinstance(picked, list) else []
+            elif name == CANNOT_REVIEW:
+                picked = [c for c in value.get("choices") or [] if isinstance(c, str) and c.strip()]
+                if picked:
+                    review.cannot_review = cannot_review_reason(picked[0])
             elif kind == "choices" and name in claims:
                 picked = [_ANSWER[c] for c in value.get("choices", []) if c in _ANSWER]
                 if picked:
@@ -114,7 +140,10 @@ def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
                     if signature not in seen_boxes:  # one drag can produce two identical regions
                         seen_boxes.add(signature)
                         review.boxes.append(box)
-        if geo and not review.skipped:
+        if review.cannot_review:  # no verdicts from a reviewer who could not review the frame (rule 2)
+            review.skipped = False
+            review.answers, review.boxes, review.unknown_labels = {}, [], []
+        if geo and not review.skipped and not review.cannot_review:
             location = read_answer(
                 annotation.reviewer, annotation.frame_key, " ".join(t.strip() for t in geo.get(GEO_TEXT, []) if t.strip()),
                 next((_PRECISION[c] for c in geo.get(GEO_PRECISION, []) if c in _PRECISION), None),
@@ -282,12 +311,19 @@ class FrameVerdict:
     height: int | None
     boxes: list[dict[str, Any]]  # merged boxes: label, x, y, width, height, rotation (percent), reviewers, drawn_by, px
     notes: list[dict[str, Any]]  # {"reviewer", "text", "lead"}: lead is True for the adjudicating lead's note
-    reviews: list[dict[str, Any]] = field(default_factory=list)  # {"reviewer", "at", "skipped", "lead"}, oldest first
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # {"reviewer", "at", "skipped", "cannot_review", "lead"}, oldest first
     locations: list[dict[str, Any]] = field(default_factory=list)  # where each reviewer says the camera was
+    # who could not review it: {"reviewer", "reason" (key), "reason_text", "notes"[], "lead", "at"}; not votes, not skips
+    cannot_review: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def disputed_claims(self) -> list[str]:
         return [claim for claim, vote in self.verdicts.items() if vote.verdict == "disputed"]
+
+    @property
+    def nobody_could_review(self) -> bool:
+        """Reviewers said they could not review it, and nobody gave a review of it."""
+        return any(not c["lead"] for c in self.cannot_review) and not self.reviewers
 
 
 @dataclass(slots=True)
@@ -296,6 +332,10 @@ class VideoVerdict:
     source_id: str
     frames: int
     claims: dict[str, str]  # claim id → rolled-up verdict over the video's frames
+    skips: int = 0
+    cannot_review: int = 0  # reviewers' "cannot review" answers on the video's frames (not skips, not votes)
+    cannot_review_reasons: dict[str, int] = field(default_factory=dict)  # reason key → how many
+    nobody_could_review: list[str] = field(default_factory=list)  # frame keys no reviewer could review
 
 
 @dataclass(slots=True)
@@ -311,6 +351,9 @@ class ClaimVerdict:
     answers: int = 0  # reviewers' answers to the claim over its frames (lead decisions not counted)
     skips: int = 0  # skips of the claim's frames
     complete: int = 0  # frames with the case's reviewers_per_frame answers to the claim
+    cannot_review: int = 0  # reviewers' "cannot review" answers on the claim's frames (not skips, not votes)
+    cannot_review_reasons: dict[str, int] = field(default_factory=dict)  # reason key → how many
+    nobody_could_review: list[str] = field(default_factory=list)  # the claim's frames no reviewer could review
 
 
 @dataclass(slots=True)
@@ -320,7 +363,7 @@ class Verdicts:
     frames: list[FrameVerdict]
     videos: list[VideoVerdict]
     claims: list[ClaimVerdict]
-    reviewers: dict[str, dict[str, int]]  # reviewer → annotations (review project), skipped, ground_truth (lead decisions)
+    reviewers: dict[str, dict[str, int]]  # reviewer → annotations (reviews), skipped, cannot_review, ground_truth (lead decisions)
     unknown_labels: dict[str, int]
     unknown_label_policy: str
     rules: list[str]
@@ -336,10 +379,13 @@ class Verdicts:
         with _gc_paused():
             return {
                 "frames": [_frame_json(f) for f in self.frames],
-                "videos": [{"sha256": v.sha256, "source_id": v.source_id, "frames": v.frames, "claims": v.claims}
-                           for v in self.videos],
+                "videos": [{"sha256": v.sha256, "source_id": v.source_id, "frames": v.frames, "claims": v.claims,
+                            "skips": v.skips, "cannot_review": v.cannot_review, "cannot_review_reasons": v.cannot_review_reasons,
+                            "nobody_could_review": v.nobody_could_review} for v in self.videos],
                 "claims": [{"id": c.id, "verdict": c.verdict, "frames": c.frames, "reviewed_frames": c.reviewed_frames,
                             "answers": c.answers, "skips": c.skips, "complete": c.complete,
+                            "cannot_review": c.cannot_review, "cannot_review_reasons": c.cannot_review_reasons,
+                            "nobody_could_review": c.nobody_could_review,
                             "supporting": c.supporting, "contradicting": c.contradicting, "disputed": c.disputed,
                             "agreement": c.agreement} for c in self.claims],
                 "reviewers": self.reviewers,
@@ -363,7 +409,8 @@ def _frame_json(f: FrameVerdict) -> dict[str, Any]:
             "frame_index": f.frame_index, "shot": f.shot, "file": f.file, "sha256": f.sha256, "duplicate_of": f.duplicate_of,
             "task_id": f.task_id, "bears_on": f.bears_on, "reviewers": f.reviewers, "skipped_by": f.skipped_by,
             "verdicts": {claim: _vote_json(v) for claim, v in f.verdicts.items()}, "width": f.width, "height": f.height,
-            "boxes": f.boxes, "notes": f.notes, "reviews": f.reviews, "locations": f.locations}
+            "boxes": f.boxes, "notes": f.notes, "reviews": f.reviews, "locations": f.locations,
+            "cannot_review": f.cannot_review, "nobody_could_review": f.nobody_could_review}
 
 
 def merge(case: Case, videos: list[Video], frames: list[Frame], annotations: list[Annotation],
@@ -411,8 +458,8 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
     frame_out = []
     for frame in frames:
         reviews = by_frame.get(frame.key, [])
-        done = [r for r in reviews if not r.skipped and not r.ground_truth]
-        lead = [r for r in reviews if r.ground_truth and not r.skipped]
+        done = [r for r in reviews if r.counts]
+        lead = [r for r in reviews if r.ground_truth and not r.skipped and not r.cannot_review]
         answered: dict[str, dict[str, str]] = {claim_id: {} for claim_id in claim_ids}
         for r in done:
             for claim_id, answer in r.answers.items():
@@ -433,14 +480,18 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             key=frame.key, video_sha256=frame.video_sha256, source_id=video_by_sha[frame.video_sha256].source_id,
             t_ms=frame.t_ms, frame_index=frame.frame_index, shot=frame.shot, file=frame.file, sha256=frame.sha256,
             duplicate_of=frame.duplicate_of, task_id=tasks.get(frame.key), bears_on=claims_of[frame.video_sha256],
-            reviewers=sorted({r.reviewer for r in reviews if not r.ground_truth and not r.skipped}),
+            reviewers=sorted({r.reviewer for r in done}),
             skipped_by=sorted(r.reviewer for r in reviews if r.skipped),
             verdicts=verdicts, width=frame.width, height=frame.height,
             boxes=to_pixels(merge_boxes([r for r in reviews if not r.skipped]), frame.width, frame.height),
-            notes=[{"reviewer": r.reviewer, "text": t, "lead": r.ground_truth} for r in reviews for t in r.notes],
-            reviews=[{"reviewer": r.reviewer, "at": r.created_at, "skipped": r.skipped, "lead": r.ground_truth}
-                     for r in sorted(reviews, key=lambda r: (r.created_at or "", r.annotation_id))],
+            notes=[{"reviewer": r.reviewer, "text": t, "lead": r.ground_truth} for r in reviews if not r.cannot_review
+                   for t in r.notes],
+            reviews=[{"reviewer": r.reviewer, "at": r.created_at, "skipped": r.skipped, "cannot_review": r.cannot_review,
+                      "lead": r.ground_truth} for r in sorted(reviews, key=lambda r: (r.created_at or "", r.annotation_id))],
             locations=[_location_json(r.location) for r in reviews if r.location],
+            cannot_review=[{"reviewer": r.reviewer, "reason": r.cannot_review, "reason_text": reason_text(r.cannot_review),
+                            "notes": r.notes, "lead": r.ground_truth, "at": r.created_at}
+                           for r in sorted(reviews, key=lambda r: (r.created_at or "", r.annotation_id)) if r.cannot_review],
         ))
 
     frame_by_key = {f.key: f for f in frame_out}
@@ -456,10 +507,13 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
     video_out = []
     for video in videos:
         own = [f for f in frame_out if f.video_sha256 == video.sha256]
+        reasons = _reasons(own)
         video_out.append(VideoVerdict(
             sha256=video.sha256, source_id=video.source_id, frames=len(own),
             claims={c: roll_up(frame_verdict_of(f, c) for f in own) for c in claim_ids
                     if c in claims_of[video.sha256] or any(f.verdicts[c].answers for f in own)},
+            skips=sum(len(f.skipped_by) for f in own), cannot_review=sum(reasons.values()), cannot_review_reasons=reasons,
+            nobody_could_review=[f.key for f in own if f.nobody_could_review],
         ))
 
     claim_out = []
@@ -467,6 +521,7 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
         # frames of videos said to bear on the claim, and any other frame a reviewer answered it for
         relevant = [f for f in frame_out if claim.id in f.bears_on or f.verdicts[claim.id].answers]
         verdicts = [(f.key, frame_verdict_of(f, claim.id)) for f in relevant]
+        reasons = _reasons(relevant)
         claim_out.append(ClaimVerdict(
             id=claim.id,
             verdict=roll_up(v for _, v in verdicts),
@@ -479,15 +534,19 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             answers=sum(f.verdicts[claim.id].answers for f in relevant),
             skips=sum(len(f.skipped_by) for f in relevant),
             complete=sum(1 for f in relevant if f.verdicts[claim.id].answers >= case.review.reviewers_per_frame),
+            cannot_review=sum(reasons.values()), cannot_review_reasons=reasons,
+            nobody_could_review=[f.key for f in relevant if f.nobody_could_review],
         ))
 
-    reviewers: dict[str, dict[str, int]] = defaultdict(lambda: {"annotations": 0, "skipped": 0, "ground_truth": 0})
+    reviewers: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"annotations": 0, "skipped": 0, "cannot_review": 0, "ground_truth": 0})
     for reviews in by_frame.values():
         for r in reviews:
             stats = reviewers[r.reviewer]
-            stats["annotations"] += not r.skipped and not r.ground_truth  # a lead's decision is not a review
+            stats["annotations"] += r.counts  # a lead's decision is not a review, nor is "cannot review"
             stats["skipped"] += r.skipped
-            stats["ground_truth"] += r.ground_truth and not r.skipped
+            stats["cannot_review"] += bool(r.cannot_review) and not r.ground_truth
+            stats["ground_truth"] += r.ground_truth and not r.skipped and not r.cannot_review
     source_claims: dict[str, list[str]] = {}
     for video in videos:
         source_claims.setdefault(video.source_id, []).extend(video.claims)
@@ -496,6 +555,12 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
     return Verdicts(frames=frame_out, videos=video_out, claims=claim_out, reviewers=dict(sorted(reviewers.items())),
                     unknown_labels=dict(unknown), unknown_label_policy=unknown_labels, rules=RULES,
                     min_reviewers=case.review.min_reviewers, locations=locations)
+
+
+def _reasons(frames: list[FrameVerdict]) -> dict[str, int]:
+    """Reason key → how many reviewers (not leads) could not review these frames for it."""
+    found: Counter[str] = Counter(c["reason"] for f in frames for c in f.cannot_review if not c["lead"])
+    return dict(sorted(found.items()))
 
 
 def _location_json(a: LocationAnswer) -> dict[str, Any]:
@@ -562,8 +627,8 @@ def krippendorff_alpha(units: list[list[str]]) -> float | None:
 def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Annotation]) -> dict[str, Any]:
     """Where the review stands, per reviewer and per claim (pure; from pulled annotations).
 
-    A task is *open* until it has the case's ``reviewers_per_frame`` submitted (not skipped)
-    annotations; Label Studio's Community edition has no per-person assignment, so a reviewer's
+    A task is *open* until it has the case's ``reviewers_per_frame`` submitted reviews (not
+    skipped, not "cannot review"); Label Studio's Community edition has no per-person assignment, so a reviewer's
     *assigned* tasks are those done, skipped, or still open to them (open and not yet touched).
     Per claim, a frame is *done* once it has ``reviewers_per_frame`` answers to that claim.
     Only the review project counts here (lead decisions are not reviews).
@@ -572,23 +637,27 @@ def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Anno
     keys = set(task_keys)
     decode_one = _decoder(case, False)
     reviews = [decode_one(a) for a in annotations if a.frame_key in keys and not a.ground_truth]
-    submitted = Counter(r.frame_key for r in reviews if not r.skipped)
+    submitted = Counter(r.frame_key for r in reviews if r.counts)
     open_tasks = {k for k in keys if submitted[k] < needed}
     reviewers: dict[str, dict[str, int]] = {}
     for name in sorted({r.reviewer for r in reviews}):
         mine = [r for r in reviews if r.reviewer == name]
         touched = {r.frame_key for r in mine}
-        done = len({r.frame_key for r in mine if not r.skipped})
-        skipped = len({r.frame_key for r in mine if r.skipped} - {r.frame_key for r in mine if not r.skipped})
+        reviewed = {r.frame_key for r in mine if r.counts}
+        could_not = {r.frame_key for r in mine if r.cannot_review} - reviewed
+        done = len(reviewed)
+        skipped = len({r.frame_key for r in mine if r.skipped} - reviewed - could_not)
         remaining = len(open_tasks - touched)
-        reviewers[name] = {"assigned": done + skipped + remaining, "done": done, "skipped": skipped, "remaining": remaining}
+        reviewers[name] = {"assigned": done + skipped + len(could_not) + remaining, "done": done, "skipped": skipped,
+                           "cannot_review": len(could_not), "remaining": remaining}
     claims = []
     for claim in case.claims:
-        answered = Counter(r.frame_key for r in reviews if not r.skipped and claim.id in r.answers)
+        answered = Counter(r.frame_key for r in reviews if r.counts and claim.id in r.answers)
         complete = sum(1 for k in keys if answered[k] >= needed)
         claims.append({"id": claim.id, "frames": len(keys), "done": complete,
                        "answered": sum(1 for k in keys if answered[k]), "remaining": len(keys) - complete,
                        "answers": sum(answered.values()),
-                       "skipped": sum(1 for r in reviews if r.skipped)})
+                       "skipped": sum(1 for r in reviews if r.skipped),
+                       "cannot_review": sum(1 for r in reviews if r.cannot_review)})
     return {"tasks": len(keys), "open_tasks": len(open_tasks), "reviewers_per_frame": needed,
             "reviewers": reviewers, "claims": claims}
