@@ -157,6 +157,20 @@ class FakeLabelStudio:
             self._storages[storage_id] = {"id": storage_id, "project": project_id, "path": path, "use_blob_urls": True}
             return storage_id
 
+    def ensure_s3_storage(self, project_id: int, bucket: str, prefix: str, endpoint: str | None, region: str | None,
+                          access_key: str | None, secret_key: str | None, session_token: str | None,
+                          presign_ttl_min: int) -> int:
+        with self._lock:
+            self._count("ensure_s3_storage")
+            self._project(project_id, "set up S3 storage")
+            for storage in self._storages.values():
+                if storage["project"] == project_id and storage.get("s3") == (bucket, prefix, endpoint or ""):
+                    return storage["id"]
+            storage_id = self._next("storage")
+            self._storages[storage_id] = {"id": storage_id, "project": project_id, "path": None,
+                                          "s3": (bucket, prefix, endpoint or ""), "presign": True, "use_blob_urls": True}
+            return storage_id
+
     def task_keys(self, project_id: int) -> dict[str, int]:
         with self._lock:
             self._count("task_keys")

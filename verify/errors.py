@@ -95,3 +95,15 @@ class OptionError(VerifyError):
         super().__init__(f"{option}: {message}")
         self.option = option
         self.detail = message
+
+
+class StorageError(VerifyError):
+    """The S3-compatible object storage frames go to (--images s3) is unreachable, or its bucket is missing."""
+
+    exit_code = 15
+
+
+class StorageAuthError(StorageError):
+    """The object storage refused the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN)."""
+
+    exit_code = 16
