@@ -1,51 +1,62 @@
-"""Sync speed against raw Label Studio calls, measured in one run against the same local server.
+"""Sync speed and memory against raw Label Studio calls, measured in one run against the same server.
 
-    .venv/bin/python benchmarks/bench_sync.py [--frames 10000] [--port 8391]
+    .venv/bin/python benchmarks/bench_sync.py [--frames 10000] [--database sqlite|postgresql]
+                                              [--images local|upload|s3] [--port 8391]
 
-Starts its own Label Studio (verify.server, SQLite, a temporary home), builds a workspace with
-N distinct frames (the fixture frames cloned under new keys), then prints:
+Starts its own Label Studio (verify.server; SQLite, or PostgreSQL in a cluster verify creates; a
+temporary home) and, for ``--images s3``, its own SeaweedFS S3 server on loopback (as the tests
+do, tests/s3server.py). Builds a workspace with N frames (the fixture frames cloned under new keys:
+the clones share a dozen pictures, so an S3 push stores only those, while ``upload`` sends one
+file per frame). verify's own work runs in a separate worker process (so its peak memory, the
+worker's ru_maxrss, counts neither the benchmark's raw references nor Label Studio); the raw
+references run here. For each step it prints verify's wall time and CPU seconds, and the CPU
+seconds Label Studio (its process group) and PostgreSQL (the postmaster and its backends) spent
+meanwhile, read from /proc:
 
-1. push of N new frames, against one raw ``import_tasks`` of the same task JSON (best of two);
-2. re-push with nothing new, against one minimal task listing (``include="id,data,meta"``, page
-   1000), alternating, best of three;
+1. push of N new frames into a new project, against a raw ``import_tasks`` of the same task JSON
+   into a new project (one request per 10,000 tasks; alternating, best of two; the first push also
+   serves the frames);
+2. re-push with nothing new (0 imports, 0 uploads), against one minimal task listing (the
+   ``include=id,meta`` pages verify reads; alternating, best of three);
 3. full pull of N annotated tasks, against one raw JSON export of the same project (best of two);
-4. incremental pull after 10 annotations were edited (target: under 1 s).
+4. incremental pull after 10 annotations were edited (target: under 1 s);
+5. verify's peak memory (target: 500 MB).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
-from dataclasses import replace
 import time
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixtures.generate import generate  # noqa: E402
+# Only what a sync imports is imported here: the worker process (spawned) imports this module again, and its
+# baseline memory should be verify's, not the footage generator's (the media stages are imported in workspace_with).
 from verify.labelstudio import server  # noqa: E402
-from verify.media.frames import extract  # noqa: E402
-from verify.media.ingest import ingest  # noqa: E402
 from verify.labelstudio.client import LabelStudioClient  # noqa: E402
-from verify.labelstudio.pull import pull  # noqa: E402
 from verify.labelstudio.project import build_task, frame_urls, link_frames  # noqa: E402
-from verify.labelstudio.push import push  # noqa: E402
 from verify.workspace import Workspace  # noqa: E402
 
 CASE = ROOT / "configs" / "spin-boldak-2021.yaml"
-
-
-def clock(func):
-    start = time.perf_counter()
-    value = func()
-    return time.perf_counter() - start, value
+TICK = os.sysconf("SC_CLK_TCK")
+RAW_BATCH = 10_000  # tasks per raw import request: one request up to 10,000 frames (as before); 10 at 100,000
 
 
 def workspace_with(tmp: Path, n: int) -> Workspace:
+    from fixtures.generate import generate
+    from verify.media.frames import extract
+    from verify.media.ingest import ingest
+
     footage = generate(tmp / "footage")
     ws = Workspace.create(tmp / "ws", CASE)
     ingest(ws, [p for p in footage if p.stem == "militants_at_gate"], source_id="militants-at-gate")
@@ -58,79 +69,274 @@ def workspace_with(tmp: Path, n: int) -> Workspace:
     return ws
 
 
-def main(n: int, port: int) -> None:
+# --- verify's side: a worker process ------------------------------------------------------------
+
+
+def worker(conn, ws_root: str, url: str, api_key: str, files_root: str | None, images: str) -> None:
+    """Runs verify's push and pull on command; answers (wall s, cpu s, result summary) per step, and its peak RSS."""
+    from verify.labelstudio.pull import pull
+    from verify.labelstudio.push import push
+
+    ws = Workspace.open(Path(ws_root))
+    client = LabelStudioClient(url, api_key)
+    client.whoami()
+    root = Path(files_root) if files_root else None
+    conn.send(_peak_mb())  # the baseline: Python, verify and the SDK imported, nothing done yet
+    while True:
+        command = conn.recv()
+        if command is None:
+            conn.send(_peak_mb())
+            return
+        cpu, start = time.process_time(), time.perf_counter()
+        if command == "push-new":
+            result = push(ws, client, root, new_project=True, images=images)
+            summary = {"project": result.project_id, "imported": result.imported, "images": result.images}
+        elif command == "push":
+            result = push(ws, client, root, images=images)
+            summary = {"project": result.project_id, "imported": result.imported, "images": result.images}
+        elif command.startswith("adopt:"):  # the annotated project becomes the workspace's
+            project = int(command.split(":")[1])
+            ws.update_meta(project_id=str(project))
+            ws.record_tasks(project, client.task_keys(project))
+            summary = {}
+        else:
+            result = pull(ws, client, full=command == "pull-full")
+            summary = {"tasks": result.tasks, "annotations": result.annotations, "pages": len(result.export_files)}
+        conn.send((time.perf_counter() - start, time.process_time() - cpu, {**summary, "peak": _peak_mb()}))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the servers' side: CPU seconds from /proc --------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return text[text.rindex(")") + 2:].split()  # fields from the 3rd (state) on
+
+
+def server_cpu(ls_session: int, postmaster: int | None) -> tuple[float, float]:
+    """CPU seconds so far of Label Studio (every process of its session, and their reaped children)
+    and of PostgreSQL (the postmaster, its live backends, and the backends it has reaped)."""
+    ls = pg = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat(int(entry))
+        if fields is None:
+            continue
+        ppid, session = int(fields[1]), int(fields[3])
+        own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        if session == ls_session:
+            ls += own + reaped
+        if postmaster and int(entry) == postmaster:
+            pg += own + reaped
+        elif postmaster and ppid == postmaster:
+            pg += own
+    return ls / TICK, pg / TICK
+
+
+class Meter:
+    """Wall time, and the servers' CPU seconds, of one step."""
+
+    def __init__(self, ls_session: int, postmaster: int | None):
+        self.ls_session, self.postmaster = ls_session, postmaster
+
+    def __call__(self, func):
+        ls0, pg0 = server_cpu(self.ls_session, self.postmaster)
+        start = time.perf_counter()
+        value = func()
+        wall = time.perf_counter() - start
+        ls1, pg1 = server_cpu(self.ls_session, self.postmaster)
+        return {"wall": wall, "ls": ls1 - ls0, "pg": pg1 - pg0 if self.postmaster else None, "value": value}
+
+
+def _servers(m: dict, verify_cpu: float | None = None) -> str:
+    mine = f"verify CPU {verify_cpu:5.2f} s, " if verify_cpu is not None else ""
+    database = f", PostgreSQL CPU {m['pg']:5.2f} s" if m["pg"] is not None else ""
+    return f"[{mine}Label Studio CPU {m['ls']:5.2f} s{database}]"
+
+
+def main(n: int, port: int, database: str, images: str, rounds: int = 2) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="verify-bench-sync-"))
     os.environ["VERIFY_HOME"] = str(tmp / "home")
     base = tmp / "home" / "label-studio"
-    print(f"starting Label Studio on port {port} …")
-    state = server.start(port, base=base)
-    try:
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, True)
+        if images == "s3":
+            from tests.s3server import running
+
+            s3 = stack.enter_context(running(tmp / "s3"))
+            os.environ.update(AWS_ACCESS_KEY_ID=s3["access_key"], AWS_SECRET_ACCESS_KEY=s3["secret_key"],
+                              AWS_ENDPOINT_URL=s3["endpoint"], AWS_DEFAULT_REGION=s3["region"],
+                              VERIFY_S3_BUCKET=s3["bucket"], VERIFY_S3_PREFIX="bench")
+        print(f"starting Label Studio on port {port} ({database}) …", flush=True)
+        started = time.perf_counter()
+        stack.callback(_stop, base)
+        state = server.start(port, base=base, database=database)
+        print(f"  up in {time.perf_counter() - started:.0f} s; images: {images}", flush=True)
         creds = server.credentials(base)
         client = LabelStudioClient(state.url, creds["api_key"])
+        me = client.whoami()["id"]
         ws = workspace_with(tmp, n)
         frames = ws.frames()
         video = ws.videos()[0]
-        files_root = Path(state.files_root)
-        folder, urls = frame_urls(ws, frames, files_root)
-        link_frames(ws.root, frames, folder)
-        tasks = [build_task(f, video, urls[f.key], ws.id) for f in frames]
-        print(f"{len(frames)} frames, Label Studio {client.version()}")
+        files_root = Path(state.files_root) if images == "local" else None
+        meter = Meter(state.pid, _postmaster(creds))
+        context = multiprocessing.get_context("spawn")
+        here, there = context.Pipe()
+        process = context.Process(target=worker, args=(there, str(ws.root), state.url, creds["api_key"],
+                                                        str(files_root) if files_root else None, images))
+        process.start()
+        baseline = here.recv()
 
-        # 1. push against one raw import of the same task JSON (each into a new project; best of two)
-        raws, pushes = [], []
-        for round_ in range(2):
+        def verify_step(command: str) -> dict:
+            def ask():
+                here.send(command)
+                return here.recv()
+            m = meter(ask)
+            m["wall"], m["cpu"], m["value"] = m["value"]
+            return m
+
+        print(f"{len(frames)} frames, Label Studio {client.version()}", flush=True)
+
+        # 1. push against one raw import of the same task JSON (each into a new project; alternating, best of two)
+        first = verify_step("push-new")
+        print(f"first push (serves the frames: {first['value']['images']}): {first['wall']:6.2f} s "
+              f"{_servers(first, first['cpu'])}", flush=True)
+        claims = [c.id for c in ws.case.claims]  # the same task JSON verify's push sends (its "bears" fields too)
+        tasks = [build_task(f, video, url, ws.id, claims=claims) for f, url in zip(frames, _urls(ws, frames, images, state, first))]
+        raws, pushes = [], [first]
+        for round_ in range(rounds):
             raw_project = client.ls.projects.create(title=f"raw import {round_}", label_config=_config(ws)).id
-            raws.append(clock(lambda: client.ls.projects.import_tasks(id=raw_project, request=tasks, return_task_ids=True))[0])
-            took, result = clock(lambda: push(ws, client, files_root, new_project=round_ > 0))
-            assert result.imported == len(frames), result
-            pushes.append(took)
-        raw, took = min(raws), min(pushes)
-        print(f"push {n} new frames:        {took:6.2f} s   raw import_tasks: {raw:6.2f} s   ratio {took / raw:.2f} (target ≤ 1.20)")
+            raws.append(meter(lambda: [client.ls.projects.import_tasks(id=raw_project, request=batch, return_task_ids=True)
+                                       for batch in _batches(tasks, RAW_BATCH)]))
+            if round_ < rounds - 1:
+                pushes.append(verify_step("push-new"))
+        raw, took = min(raws, key=lambda m: m["wall"]), min(pushes, key=lambda m: m["wall"])
+        assert took["value"]["imported"] == len(frames), took
+        ratios = {"push": took["wall"] / raw["wall"]}
+        print(f"push {n} new frames:        {took['wall']:7.2f} s {_servers(took, took['cpu'])}\n"
+              f"  raw import_tasks:          {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20)",
+              flush=True)
 
         # 2. re-push with nothing new against one minimal listing (alternating; best of three)
-        project = result.project_id
+        project = took["value"]["project"]
         listings, repushes = [], []
-        for _ in range(3):
-            listing, count = clock(lambda: sum(1 for _ in client.ls.tasks.list(project=project, fields="task_only",
-                                                                                  include="id,data,meta", page_size=1000)))
-            took, again = clock(lambda: push(ws, client, files_root))
-            assert again.imported == 0 and count == len(frames)
-            listings.append(listing)
-            repushes.append(took)
-        listing, took = min(listings), min(repushes)
-        print(f"re-push, nothing new:       {took:6.2f} s   one task listing: {listing:6.2f} s   ratio {took / listing:.2f} "
-              f"(target ≤ 1.20), {again.imported} imported")
+        for _ in range(rounds + 1):
+            listings.append(meter(lambda: _listing(state.url, creds["api_key"], project)))
+            repushes.append(verify_step("push"))
+        listing, again = min(listings, key=lambda m: m["wall"]), min(repushes, key=lambda m: m["wall"])
+        assert again["value"]["imported"] == 0 and len(listing["value"]) == len(frames)
+        ratios["re-push"] = again["wall"] / listing["wall"]
+        print(f"re-push, nothing new:       {again['wall']:7.2f} s {_servers(again, again['cpu'])}, "
+              f"{again['value']['imported']} imported, images: {again['value']['images']}\n"
+              f"  one minimal listing:       {listing['wall']:7.2f} s {_servers(listing)}   ratio {ratios['re-push']:.2f} "
+              f"(target ≤ 1.20)", flush=True)
 
         # 3. full pull of annotated tasks against one raw export of the same project
-        me = client.whoami()["id"]
         answer = [{"type": "choices", "from_name": "claim_taliban_flag_raised", "to_name": "frame", "value": {"choices": ["Supports"]}}]
-        annotated = [{**t, "annotations": [{"result": answer, "completed_by": me}]} for t in tasks]
         pull_project = client.ls.projects.create(title="annotated", label_config=_config(ws)).id
-        client.ls.projects.import_tasks(id=pull_project, request=annotated, return_task_ids=True)
-        keys = client.task_keys(pull_project)
-        ws.update_meta(project_id=str(pull_project))  # adopt the annotated project as the workspace's
-        ws.record_tasks(pull_project, keys)
+        for batch in _batches([{**t, "annotations": [{"result": answer, "completed_by": me}]} for t in tasks], 5000):
+            client.ls.projects.import_tasks(id=pull_project, request=batch, return_task_ids=True)
+        del tasks
+        verify_step(f"adopt:{pull_project}")
         exports, pulls = [], []
-        for _ in range(2):  # alternating; best of two
-            export, data = clock(lambda: client.export_json(pull_project))
-            took, pulled = clock(lambda: pull(ws, client, full=True))
-            exports.append(export)
-            pulls.append(took)
-        export, took = min(exports), min(pulls)
-        assert pulled.annotations == len(frames)
-        print(f"full pull of {n} tasks:      {took:6.2f} s   one raw export:   {export:6.2f} s   ratio {took / export:.2f} "
-              f"(target ≤ 1.20), {len(pulled.export_files)} pages archived, {len(data) / 1e6:.1f} MB")
+        for _ in range(rounds):  # alternating; best of --rounds
+            exports.append(meter(lambda: _raw_export(state.url, creds["api_key"], pull_project)))
+            pulls.append(verify_step("pull-full"))
+        export, pulled = min(exports, key=lambda m: m["wall"]), min(pulls, key=lambda m: m["wall"])
+        assert pulled["value"]["annotations"] == len(frames), pulled
+        ratios["full pull"] = pulled["wall"] / export["wall"]
+        print(f"full pull of {n} tasks:      {pulled['wall']:7.2f} s {_servers(pulled, pulled['cpu'])}, "
+              f"{pulled['value']['pages']} pages archived\n"
+              f"  one raw export:            {export['wall']:7.2f} s {_servers(export)}   ratio {ratios['full pull']:.2f} "
+              f"(target ≤ 1.20), {export['value'] / 1e6:.1f} MB", flush=True)
 
         # 4. incremental pull after 10 edited annotations
         changed = [{"type": "choices", "from_name": "claim_taliban_flag_raised", "to_name": "frame", "value": {"choices": ["Contradicts"]}}]
-        ids = [a.id for a in ws.annotations()[:10]]
-        for annotation in ids:
+        for annotation in [a.id for a in ws.annotations()[:10]]:
             client.ls.annotations.update(id=annotation, result=changed)
-        took, inc = clock(lambda: pull(ws, client))
-        print(f"incremental pull, 10 edits: {took:6.2f} s   ({inc.tasks} tasks exported; target < 1 s)")
-    finally:
-        server.stop(base)
-        shutil.rmtree(tmp, ignore_errors=True)
+        inc = verify_step("pull")
+        print(f"incremental pull, 10 edits: {inc['wall']:7.2f} s {_servers(inc, inc['cpu'])} "
+              f"({inc['value']['tasks']} tasks exported; target < 1 s)", flush=True)
+
+        # 5. verify's peak memory
+        here.send(None)
+        peak = here.recv()
+        process.join(60)
+        steps = ", ".join(f"{name} {m['value']['peak']:.0f}" for name, m in
+                          (("push", took), ("re-push", again), ("full pull", pulled), ("incremental pull", inc)))
+        print(f"verify's peak memory:       {peak:7.0f} MB (its worker process's ru_maxrss; target ≤ 500 MB); "
+              f"{baseline:.0f} MB after imports, before any work; peak after each step: {steps} MB")
+        print(f"summary: frames={n} database={database} images={images} push={ratios['push']:.2f} "
+              f"re-push={ratios['re-push']:.2f} full-pull={ratios['full pull']:.2f} incremental={inc['wall']:.2f}s "
+              f"peak={peak:.0f}MB", flush=True)
+
+
+def _urls(ws: Workspace, frames: list, images: str, state, first: dict) -> list[str]:
+    """The image URL of each frame as verify's push gave them (for the raw import of the same task JSON)."""
+    if images == "local":
+        folder, urls = frame_urls(ws, frames, Path(state.files_root))
+        link_frames(ws.root, frames, folder)
+    elif images == "upload":
+        urls = ws.uploads(first["value"]["project"])
+    else:
+        from verify.labelstudio import objects
+
+        config = objects.settings()
+        urls = {f.key: objects.object_uri(config.bucket, objects.object_key(config.prefix, f.sha256)) for f in frames}
+    return [urls[f.key] for f in frames]
+
+
+def _listing(url: str, api_key: str, project: int) -> dict[str, int]:
+    """One minimal listing of the project's tasks with plain HTTP: ids and meta, pages of 1,000."""
+    import httpx
+
+    keys, page = {}, 1
+    with httpx.Client(headers={"Authorization": f"Token {api_key}"}, timeout=600) as web:
+        while True:
+            answer = web.get(f"{url}/api/tasks", params={"project": project, "page": page, "page_size": 1000,
+                                                          "fields": "task_only", "include": "id,meta"}).json()
+            keys.update((t["meta"]["verify_key"], t["id"]) for t in answer["tasks"])
+            if len(answer["tasks"]) < 1000 or page * 1000 >= answer["total"]:
+                return keys
+            page += 1
+
+
+def _raw_export(url: str, api_key: str, project: int) -> int:
+    """One raw JSON export of every task (plain HTTP, as Label Studio's own client makes it); its size in bytes."""
+    import httpx
+
+    answer = httpx.get(f"{url}/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "true"},
+                       headers={"Authorization": f"Token {api_key}"}, timeout=3600)
+    answer.raise_for_status()
+    return len(answer.content)
+
+
+def _postmaster(creds: dict) -> int | None:
+    data = (creds.get("database") or {}).get("data_dir")
+    try:
+        return int((Path(data) / "postmaster.pid").read_text().split()[0]) if data else None
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _stop(base: Path) -> None:
+    server.stop(base)
+    cluster = (base / "postgres").resolve()
+    if cluster.exists() and not str(cluster).startswith(str(base.resolve())):  # as root: in the postgres user's home
+        shutil.rmtree(cluster, ignore_errors=True)
 
 
 def _config(ws: Workspace) -> str:
@@ -143,5 +349,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--port", type=int, default=8391)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--images", choices=("local", "upload", "s3"), default="local")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="best of this many pushes, raw imports, pulls and exports (re-push: one more); 1 at 100,000 frames")
     args = parser.parse_args()
-    main(args.frames, args.port)
+    main(args.frames, args.port, args.database, args.images, max(1, args.rounds))

@@ -25,3 +25,10 @@ if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] && command -v a
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null; } \
     || echo "could not install fonts-dejavu-core: box labels fall back to Pillow's font (× shown as x)" >&2
 fi
+# `verify server start --database postgresql` runs Label Studio on Debian's PostgreSQL (a cluster verify creates).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's postgresql for \`verify server start --database postgresql\`…" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null; } \
+    || echo "could not install postgresql: only \`verify server start --database sqlite\` will work" >&2
+fi

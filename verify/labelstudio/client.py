@@ -24,6 +24,7 @@ from verify.errors import AuthError, ProjectMissing, ServerError
 NO_RETRY = {"max_retries": 0}
 IMPORT_BATCH = 2000
 UPLOAD_BATCH = 100  # files per upload request: Label Studio's limit
+LIST_PAGE = 1000  # tasks per listing page
 
 
 class LabelStudioClient:
@@ -147,18 +148,56 @@ class LabelStudioClient:
             )
         return storage.id
 
+    def ensure_s3_storage(self, project_id: int, bucket: str, prefix: str, endpoint: str | None, region: str | None,
+                          access_key: str | None, secret_key: str | None, session_token: str | None,
+                          presign_ttl_min: int) -> int:
+        """An S3 import storage for ``bucket``/``prefix`` (through which the server resolves the tasks'
+        ``s3://`` URIs to presigned URLs), made once; an existing one gets the current credentials.
+        Never synced: verify imports the tasks itself."""
+        fields = dict(bucket=bucket, prefix=prefix, s3endpoint=endpoint or "", region_name=region or "",
+                      aws_access_key_id=access_key or "", aws_secret_access_key=secret_key or "",
+                      aws_session_token=session_token or "", presign=True, presign_ttl=presign_ttl_min,
+                      use_blob_urls=True, recursive_scan=True, title="verify frames (S3)")
+        with self._call("set up S3 storage", project=project_id):
+            try:
+                for storage in self.ls.import_storage.s3.list(project=project_id):
+                    if storage.bucket == bucket and (storage.prefix or "") == prefix and (storage.s3endpoint or "") == (endpoint or ""):
+                        self.ls.import_storage.s3.update(storage.id, project=project_id, **fields, request_options=NO_RETRY)
+                        return storage.id
+                return self.ls.import_storage.s3.create(project=project_id, **fields, request_options=NO_RETRY).id
+            except ApiError as exc:
+                detail = " ".join(str(exc.body)[:300].split())
+                if exc.status_code == 400 or (exc.status_code == 403 and "not allowed" in detail):
+                    raise ServerError(
+                        f"{self.url}: Label Studio refused the S3 storage s3://{bucket}/{prefix} ({exc.status_code}: "
+                        f"{detail[:200]}); it must reach {endpoint or 'AWS S3'} with the credentials verify uses, and "
+                        "an endpoint on a loopback or private network must be allowed by its SSRF protection "
+                        "(USE_DEFAULT_BANNED_SUBNETS / USER_ADDITIONAL_BANNED_SUBNETS; `verify server start` does it "
+                        "for AWS_ENDPOINT_URL)") from None
+                raise
+
     # --- tasks --------------------------------------------------------------------------------
 
     def task_keys(self, project_id: int) -> dict[str, int]:
-        """Map of verify frame key → task id for every task in the project (one light listing)."""
+        """Map of verify frame key (``meta.verify_key``, set on every task verify makes) → task id for
+        every task in the project: one light listing of ids and meta only, page by page, so that no
+        request or answer grows with the project and no page is kept once read."""
         keys: dict[str, int] = {}
+        page = 1
         with self._call("list the project's tasks", project=project_id):
-            for task in self.ls.tasks.list(project=project_id, fields="task_only", include="id,data,meta", page_size=1000):
-                data = task.data or {}
-                key = (task.meta or {}).get("verify_key") or data.get("frame_key")
-                if key:
-                    keys.setdefault(key, task.id)
-        return keys
+            while True:
+                answer = self._get("api/tasks", {"project": project_id, "page": page, "page_size": LIST_PAGE,
+                                                 "fields": "task_only", "include": "id,meta"}, timeout=300).json()
+                tasks = answer.get("tasks") if isinstance(answer, dict) else answer
+                if not isinstance(tasks, list):
+                    raise ServerError(f"{self.url}: the task listing of project {project_id} is not Label Studio's; check --url / LABEL_STUDIO_URL")
+                for task in tasks:
+                    key = (task.get("meta") or {}).get("verify_key")
+                    if key:
+                        keys.setdefault(key, task["id"])
+                if len(tasks) < LIST_PAGE or not isinstance(answer, dict) or page * LIST_PAGE >= (answer.get("total") or 0):
+                    return keys
+                page += 1
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int] | None:
         """Import tasks without the SDK's retries (a retried import would duplicate tasks); return
@@ -313,6 +352,13 @@ def version_warning(version: str) -> str | None:
 def validate_config(label_config: str) -> None:
     """Parse the config with the SDK's own LabelInterface (as the server will)."""
     LabelInterface(label_config)
+
+
+def region_errors(label_config: str, regions: list[dict[str, Any]]) -> list[list[str]]:
+    """For each region (an annotation or prediction result item), what the SDK's LabelInterface finds wrong with it
+    against ``label_config`` (an empty list: it fits). The server accepts predictions with unknown labels silently."""
+    interface = LabelInterface(label_config)
+    return [interface.validate_region(region, return_errors=True) for region in regions]
 
 
 def new_password() -> str:
