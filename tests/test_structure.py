@@ -18,6 +18,7 @@ OWNERS = {
     "av": {"media/decode.py"}, "label_studio_sdk": {"labelstudio/client.py"}, "yt_dlp": {"media/links.py"},
     "jinja2": {"report/build.py"}, "PIL": {"report/draw.py"}, "click": {"cli.py"}, "yaml": {"case.py"},
     "rfc3161_client": {"timestamps.py"}, "geographiclib": {"geodesy.py"},
+    "boto3": {"labelstudio/objects.py"}, "botocore": {"labelstudio/objects.py"},
 }
 
 
@@ -189,6 +190,10 @@ def test_the_pipeline_merges_once_per_sync_and_each_stage_logs_itself(ingested, 
     before = len(log.read_text().splitlines())
     done = pipeline.sync(ingested, FakeLabelStudio(), None, images="upload")
     entries = [json.loads(line) for line in log.read_text().splitlines()[before:]]
+    strips = [e for e in entries if e["action"] == "context"]  # context strips made first: one entry per video sent
+    assert len(strips) == len({f.video_sha256 for f in ingested.frames() if not f.duplicate_of})
+    assert entries[:len(strips)] == strips
+    entries = entries[len(strips):]
     assert [e["action"] for e in entries] == ["push", "pull", "merge", "report"]
     assert len(merges) == 1
     merged = done.reports.merged

@@ -105,9 +105,30 @@ def unknown_labels_option(func: Callable) -> Callable:
 
 
 images_option = click.option(
-    "--images", type=click.Choice(["auto", "local", "upload"]), default="auto", show_default=True,
+    "--images", type=click.Choice(["auto", "local", "upload", "s3"]), default="auto", show_default=True,
     help="How frames reach Label Studio: local = its local-files storage (the server shares this disk; needs the local "
-         "server or VERIFY_FILES_ROOT); upload = through its import API (any server); auto = local when possible.")
+         "server or VERIFY_FILES_ROOT); upload = through its import API (any server); s3 = an S3-compatible bucket "
+         "(VERIFY_S3_BUCKET, VERIFY_S3_PREFIX, AWS_ENDPOINT_URL and the AWS_* credentials from the environment), which "
+         "the project reads with presigned URLs; auto = s3 when VERIFY_S3_BUCKET is set, else local when possible.")
+
+
+context_option = click.option(
+    "--no-context", "no_context", is_flag=True,
+    help="Send new tasks without the strip of pictures around each frame (by default missing strips are made "
+         "from the evidence first, and each new task shows its strip).")
+
+
+def made_contexts(made) -> None:
+    """Say what the context stage did (on stderr: warnings for videos whose strips could not be made)."""
+    if made is None:
+        return
+    if made.made:
+        click.echo(f"context strips: {made.made} made, {made.already} already there")
+    for source, why in made.failed:
+        click.echo(f"warning: {shown(source)}: no context strips ({shown(why)}); its frames are sent without one", err=True)
+    if made.mismatched:
+        click.echo(f"warning: {made.mismatched} strip(s) show a different picture at the frame's own time than the frame "
+                   "(see custody.log, action context)", err=True)
 
 
 def connect(url: str | None, api_key: str | None):
@@ -153,30 +174,36 @@ def main(ctx: click.Context, workspace: str, debug: bool) -> None:
 
 @main.group()
 def server() -> None:
-    """Run a local Label Studio (SQLite, loopback only) for this machine's reviewers."""
+    """Run a local Label Studio (SQLite or PostgreSQL, loopback only) for this machine's reviewers."""
 
 
 @server.command("start")
 @click.option("--port", type=click.IntRange(1024, 65535), default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
+@click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default=None,
+              help="Where Label Studio keeps its data: sqlite (default), or postgresql: a cluster verify creates under "
+                   "VERIFY_HOME (Debian's postgresql, loopback only), or the existing one named by POSTGRE_HOST, POSTGRE_PORT, "
+                   "POSTGRE_NAME, POSTGRE_USER, POSTGRE_PASSWORD. Default: the one this VERIFY_HOME was set up with (a new one: "
+                   "postgresql when DJANGO_DB=default and POSTGRE_HOST are set, else sqlite).")
 @run
-def server_start(port: int | None) -> None:
+def server_start(port: int | None, database: str | None) -> None:
     """Start the local Label Studio and wait until it answers.
 
-    Example: verify server start --port 8080
+    Example: verify server start --port 8080 --database postgresql
     """
     from verify.labelstudio import server as srv
 
-    click.echo("starting Label Studio (the first start runs database migrations: about a minute)…", err=True)
-    state = srv.start(port)
+    click.echo("starting Label Studio (the first start runs database migrations: one or two minutes)…", err=True)
+    state = srv.start(port, database=database)
     creds = srv.credentials()
-    click.echo(f"Label Studio {state.message} at {state.url} (pid {state.pid})")
+    click.echo(f"Label Studio {state.message} at {state.url} (pid {state.pid}), database: {state.database}")
     click.echo(f"admin login: {creds['admin_email']}; password and API key are in {srv.home() / 'credentials.json'} (mode 600)")
+    click.echo("reviewers: `verify reviewers add EMAIL`, then hand them the label-stream link `verify push` prints")
 
 
 @server.command("stop")
 @run
 def server_stop() -> None:
-    """Stop the local Label Studio.
+    """Stop the local Label Studio (and the PostgreSQL verify started for it).
 
     Example: verify server stop
     """
@@ -195,7 +222,8 @@ def server_status() -> None:
     from verify.labelstudio import server as srv
 
     state = srv.status()
-    click.echo(f"{state.message}" + (f" at {state.url} (pid {state.pid})" if state.url else "") + f"; data in {state.home}")
+    click.echo(f"{state.message}" + (f" at {state.url} (pid {state.pid})" if state.url else "") + f"; data in {state.home}"
+               + (f"; database: {state.database}" if state.database else ""))
     if not state.running:
         sys.exit(1)
 
@@ -240,6 +268,8 @@ def init(ctx: Context, case_file: str, tsa: tuple[str, ...]) -> None:
 @click.option("--posted-at", help="When it was posted (ISO 8601).")
 @click.option("--side", help="Side of the border it appears to be filmed from.")
 @click.option("--claim", "claims", multiple=True, help="A claim id it bears on (repeatable).")
+@click.option("--graphic", is_flag=True, default=False,
+              help="Distressing footage: its frames reach reviewers blurred and grey until they choose to see them.")
 @click.option("--info-json", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A yt-dlp .info.json for the file (NAME.info.json beside NAME.mp4 is found by itself).")
 @click.option("--refresh", is_flag=True, help="Capture links again even if captured before (kept as a new capture).")
@@ -355,21 +385,24 @@ def raise_for_failures(results: list, what: str, none: str) -> None:
 @click.option("--new-project", is_flag=True, help="Create a new project even if the workspace has one.")
 @click.option("--reset-config", is_flag=True, help="Replace a labeling config edited on the server with the case's.")
 @images_option
+@context_option
 @click.pass_obj
 @run
-def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project, reset_config, images) -> None:
+def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project, reset_config, images, no_context) -> None:
     """Send keyframes to Label Studio as tasks (only those not already there).
 
     Example: verify push --url http://127.0.0.1:8080   (key in LABEL_STUDIO_API_KEY)
     """
     from verify.labelstudio.push import push as push_frames
+    from verify.pipeline import contexts
 
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
+        made_contexts(None if no_context else contexts(ws, include_duplicates))
         with importing(ws) as progress:
             result = push_frames(ws, client, served_from(client, files_root), include_duplicates, new_project, reset_config,
-                                 progress=progress, images=images)
+                                 progress=progress, images=images, context=not no_context)
     echo(terminal.pushed(result))
 
 
@@ -477,9 +510,10 @@ def report(ctx: Context, formats: tuple[str, ...], out: str | None, paper: str, 
 @click.option("--include-duplicates", is_flag=True, help="Also send frames linked to another source's frame for review.")
 @unknown_labels_option
 @images_option
+@context_option
 @click.pass_obj
 @run
-def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_labels, images) -> None:
+def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_labels, images, no_context) -> None:
     """Push new frames, pull annotations, merge, and write the reports, in one go.
 
     Example: verify sync
@@ -490,7 +524,9 @@ def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_lab
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
         with importing(ws) as progress:
-            done = run_sync(ws, client, served_from(client, files_root), include_duplicates, unknown_labels, images, progress)
+            done = run_sync(ws, client, served_from(client, files_root), include_duplicates, unknown_labels, images, progress,
+                            context=not no_context)
+    made_contexts(done.contexts)
     echo(terminal.pushed(done.push) + terminal.pulled(done.pull, bool(ws.get_meta("adjudication_project_id")))
          + terminal.merged(done.reports.merged.verdicts) + terminal.reported(done.reports))
 
@@ -583,10 +619,30 @@ def reviewers_add(email, password, url, api_key, files_root) -> None:
     """
     from verify.labelstudio.connect import add_reviewer
 
+    from verify.labelstudio.project import label_stream_url
+
     client = connect(url, api_key)
     user, chosen = add_reviewer(client, email, password)
     click.echo(f"reviewer {shown(user['email'])} (id {user['id']}) can log in at {shown(client.url)}/user/login/"
                + ("" if password else f" with password {chosen}"))
+    project = _workspace_project(client.url)
+    if project:
+        click.echo(f"send them this link: it opens the label stream of project {project} after they log in: "
+                   f"{shown(label_stream_url(client.url, project))}")
+    else:
+        click.echo("after `verify push`, send them the label stream link it prints")
+
+
+def _workspace_project(server_url: str) -> int | None:
+    """The review project of the workspace (-w), if there is one on this server."""
+    ctx = click.get_current_context().find_object(Context)
+    try:
+        ws = ctx.open() if ctx else None
+    except VerifyError:
+        return None
+    if ws is None or ws.get_meta("server_url") != server_url or not ws.get_meta("project_id"):
+        return None
+    return int(ws.get_meta("project_id"))
 
 
 if __name__ == "__main__":

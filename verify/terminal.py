@@ -57,13 +57,16 @@ def pushed(result: Any) -> list[str]:
     return [f"project {result.project_id} {made}: {result.imported} tasks imported, {result.already_there} already there, "
             f"{result.skipped_duplicates} re-uploaded frames not sent again",
             f"images: {shown(result.images)}",
-            f"reviewers label at {shown(result.project_url)}"]
+            f"reviewers label at {shown(result.label_stream_url or result.project_url)}",
+            "  hand this link to reviewers: it opens the label stream (one frame at a time, no one else's answers), "
+            "after the login page if they are not logged in"]
 
 
 def pulled(result: Any, adjudicating: bool) -> list[str]:
     what = "full export" if result.full else "changed since the last pull"
     archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
-    lines = [f"pulled {plural(result.annotations, 'annotation')} ({plural(result.skipped, 'skip')}) by "
+    cannot = f", {result.cannot_review} could not review" if getattr(result, "cannot_review", 0) else ""
+    lines = [f"pulled {plural(result.annotations, 'annotation')} ({plural(result.skipped, 'skip')}{cannot}) by "
              f"{plural(result.reviewers, 'reviewer')} on {plural(result.tasks, 'task')} ({what}){archived}"]
     if adjudicating:
         lines.append(f"pulled {plural(result.lead_decisions, 'lead decision')} from the adjudication project"
@@ -79,7 +82,7 @@ def merged(verdicts: Any) -> list[str]:
     """Per claim, the figures the report and `verify status` give: frames reviewed of the claim's frames, answers, skips."""
     width = max((len(c.id) for c in verdicts.claims), default=0)
     return [f"{claim.id:<{width}}  {claim.verdict:<13} {claim.reviewed_frames} of {plural(claim.frames, 'frame')} reviewed, "
-            f"{plural(claim.answers, 'answer')}, {plural(claim.skips, 'skip')}"
+            f"{plural(claim.answers, 'answer')}, {plural(claim.skips, 'skip')}, {claim.cannot_review} could not review"
             + (f", {claim.agreement['percent']}% unanimous" if claim.agreement["percent"] is not None else "")
             for claim in verdicts.claims]
 
@@ -87,7 +90,12 @@ def merged(verdicts: Any) -> list[str]:
 def adjudicated(result: Any, lead: str | None) -> list[tuple[str, bool]]:
     """Lines, each with whether it is a warning (stderr)."""
     lines = [(f"{plural(result.disputed, 'disputed frame')}; {result.imported} newly sent to adjudication project "
-              f"{result.project_id}", False)]
+              f"{result.project_id}" + (f", with {plural(result.predictions, 'set')} of reviewers' boxes to accept or "
+                                        "correct" if result.predictions else ""), False)]
+    if result.boxes_left_out:
+        boxes = f"{result.boxes_left_out} {'box' if result.boxes_left_out == 1 else 'boxes'}"
+        lines.append((f"warning: {boxes} of reviewers left out of the lead's tasks: "
+                      "the labeling config has no such label (any more)", True))
     if result.conflicts:
         lines.append((f"warning: the lead {shown(lead)} answered {plural(len(result.conflicts), 'of these disputed frame')} "
                       "as a reviewer (a conflict of interest; the report says so beside each decision): "
@@ -114,14 +122,22 @@ def status(state: Any) -> list[str]:
     names = {name: shown(name) for name in state.reviewers}
     width = max([len("reviewer"), len("claim"), *map(len, names.values()), *(len(c["id"]) for c in state.claims)])
     if state.reviewers:  # names and ids are never cut: the columns are as wide as the longest
-        lines.append(f"  {'reviewer':<{width}} {'assigned':>8} {'done':>6} {'skipped':>8} {'remaining':>10}")
+        lines.append(f"  {'reviewer':<{width}} {'assigned':>8} {'done':>6} {'skipped':>8} {'cannot':>7} {'remaining':>10}")
     for name, s in state.reviewers.items():
-        lines.append(f"  {names[name]:<{width}} {s['assigned']:>8} {s['done']:>6} {s['skipped']:>8} {s['remaining']:>10}")
-    lines.append(f"  {'claim':<{width}} {'frames':>8} {'reviewed':>8} {'done':>6} {'answers':>8} {'skips':>6} "
+        lines.append(f"  {names[name]:<{width}} {s['assigned']:>8} {s['done']:>6} {s['skipped']:>8} "
+                     f"{s.get('cannot_review', 0):>7} {s['remaining']:>10}")
+    lines.append(f"  {'claim':<{width}} {'frames':>8} {'reviewed':>8} {'done':>6} {'answers':>8} {'skips':>6} {'cannot':>7} "
                  f"{'remaining':>10}  verdict")
     for c in state.claims:
         lines.append(f"  {c['id']:<{width}} {c['frames']:>8} {c['reviewed']:>8} {c['done']:>6} {c['answers']:>8} "
-                     f"{c['skips']:>6} {c['remaining']:>10}  {c['verdict']}")
+                     f"{c['skips']:>6} {c.get('cannot_review', 0):>7} {c['remaining']:>10}  {c['verdict']}")
+    cannot = state.cannot_review
+    if cannot and cannot["annotations"]:  # "cannot" above: reviewers who said they could not review a frame, and why
+        reasons = ", ".join(f"{shown(reason)} {n}" for reason, n in cannot["reasons"].items())
+        nobody = cannot["frames_nobody_could_review"]
+        lines.append(f"could not review: {plural(cannot['annotations'], 'answer')} ({reasons})"
+                     + (f" · {plural(len(nobody), 'frame')} no reviewer could review: "
+                        + ", ".join(f"{shown(f['source_id'])} at {f['t_ms'] / 1000:.3f} s" for f in nobody) if nobody else ""))
     g = state.locations
     if g:
         claims = ", ".join(f"{claim} {verdict}" for claim, verdict in g["claims"].items())

@@ -18,22 +18,34 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import quote
 
 from verify.case import Case
 from verify.clock import timestamp
 from verify.errors import OptionError, ProjectMissing, ServerError
 from verify.labelstudio.client import UPLOAD_BATCH, LabelStudioClient, batched, validate_config
-from verify.labelstudio.config import build_config, check_config, instructions_html
-from verify.records import Frame, Video
+from verify.labelstudio.config import BEARS, GRAPHIC_WARNING, bears_field, build_config, check_config, instructions_html
+from verify.labelstudio import objects
+from verify.media.context import header as context_header
+from verify.records import Context, Frame, Video
 from verify.workspace import Workspace
 
 MARKER = "verify-workspace:"
+NO_CONTEXT = ""  # the "context" of a task without a strip
 
 
-def build_task(frame: Frame, video: Video, image_url: str, workspace_id: str) -> dict[str, Any]:
-    """The Label Studio task for one frame (pure)."""
+def label_stream_url(server_url: str, project_id: int) -> str:
+    """The URL that opens the project's label stream ("Label All Tasks") directly; a reviewer who is not
+    logged in is sent to the login page and back here (``/user/login/?next=…``, seen on Label Studio 1.23.2)."""
+    return f"{server_url.rstrip('/')}/projects/{project_id}/data?labeling=1"
+
+
+def build_task(frame: Frame, video: Video, image_url: str, workspace_id: str, context: Context | None = None,
+               context_url: str | None = None, claims: Sequence[str] = ()) -> dict[str, Any]:
+    """The Label Studio task for one frame (pure); with ``context`` (served at ``context_url``), the strip of the
+    pictures around it, and what that strip shows. ``claims``: the case's claim ids, each given its (empty or
+    filled) "bears" field, as the labeling config reads one per claim."""
     prov = video.provenance
     bits = [prov.get("title") or prov["source_id"], prov.get("platform"), f"{prov.get('side', 'unknown')} side",
             f"uploader {prov.get('uploader') or 'unknown'}", f"posted {prov.get('posted_at') or 'date unknown'}"]
@@ -46,9 +58,31 @@ def build_task(frame: Frame, video: Video, image_url: str, workspace_id: str) ->
             "source_id": prov["source_id"],
             "video_sha256": video.sha256,
             "t_ms": frame.t_ms,
+            **context_fields(context, context_url),
+            **reviewer_fields(video, claims),
         },
         "meta": {"verify_key": frame.key, "verify_workspace": workspace_id},
     }
+
+
+def context_fields(context: Context | None, url: str | None) -> dict[str, Any]:
+    """The task's context fields (pure): the strip's URL and header, and which pictures it shows (time and pixel
+    sha256 each) with the strip's own sha256; empty values when the frame has no strip (the config refers to them)."""
+    if context is None or not url:
+        return {"context": NO_CONTEXT, "context_header": "", "context_sha256": "", "context_pictures": []}
+    return {"context": url, "context_header": context_header(context.pictures), "context_sha256": context.sha256,
+            "context_pictures": [{"t_ms": p["t_ms"], "pixel_sha256": p["pixel_sha256"]} for p in context.pictures]}
+
+
+def reviewer_fields(video: Video, claims: Sequence[str] = ()) -> dict[str, str]:
+    """What the reviewer's page keys on (pure): a warning when the source is graphic (the picture is blurred
+    until they choose to see it), and a note on each claim the source bears on (asked first; the other
+    ``claims`` get an empty one and are folded). A source that names no claims leaves every note empty, and
+    the page then opens every claim."""
+    fields = {"graphic_warning": GRAPHIC_WARNING if video.provenance.get("graphic") else ""}
+    fields.update({bears_field(claim): "" for claim in claims})
+    fields.update({bears_field(claim): BEARS for claim in video.claims})
+    return fields
 
 
 def _where(frame: Frame) -> str:
@@ -90,15 +124,17 @@ def project_title(case: Case, role: Role = REVIEW) -> str:
 
 def ensure_project(
     ws: Workspace, client: LabelStudioClient, new_project: bool = False, reset_config: bool = False,
-    role: Role = REVIEW,
+    role: Role = REVIEW, context: bool = True,
 ) -> tuple[int, bool, int]:
     """Find the workspace's project (of this role) on the server, or create it.
 
+    ``context``: the config shows the frame's context strip (not when frames are sent by direct upload,
+    which Label Studio allows only for a config with one picture).
     Returns (id, created, recovered): ``recovered`` is the number of this workspace's frames
     found in a project that was not yet marked as the workspace's (see ``recover_project``).
     """
     case = ws.case
-    config = build_config(case, adjudication=role.adjudication)
+    config = build_config(case, adjudication=role.adjudication, context=context)
     check_config(config, case)
     validate_config(config)
     config_sha = hashlib.sha256(config.encode()).hexdigest()
@@ -130,7 +166,9 @@ def ensure_project(
             instructions=instructions_html(case, role.adjudication),
             maximum_annotations=per_task,
         )
-        created = True
+        created = True  # the instructions carry the label-stream link, which needs the project's id
+        client.update_project(project_id, expert_instruction=instructions_html(
+            case, role.adjudication, label_stream_url(client.url, project_id)))
     else:
         project = project or client.get_project(project_id)
         server_sha = hashlib.sha256((project["label_config"] or "").encode()).hexdigest()
@@ -142,7 +180,8 @@ def ensure_project(
             )
         if server_sha != config_sha or project["maximum_annotations"] != per_task:
             client.update_project(project_id, label_config=config, maximum_annotations=per_task,
-                                  expert_instruction=instructions_html(case, role.adjudication))
+                                  expert_instruction=instructions_html(case, role.adjudication,
+                                                                       label_stream_url(client.url, project_id)))
     ws.update_meta(**{role.meta: str(project_id), "server_url": client.url, role.config_meta: config_sha})
     return project_id, created, recovered
 
@@ -180,26 +219,36 @@ def import_missing(
     """
     existing = client.task_keys(project_id)
     missing = [f for f in frames if f.key not in existing]
-    for batch in batched(missing):
-        try:
-            ids = client.import_tasks(project_id, [make_task(f) for f in batch])
-        except ServerError:
-            ids = None
-            existing = client.task_keys(project_id)
-            if not all(f.key in existing for f in batch):
-                raise
-        if ids is not None:
-            existing.update(zip((f.key for f in batch), ids))
-        elif not all(f.key in existing for f in batch):  # stored, but the ids were not returned
-            existing = client.task_keys(project_id)
-        if progress:
-            progress(len(batch))
+    batches = list(batched(missing))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the next batch's tasks are built while the server stores this one
+        ahead = pool.submit(lambda b: [make_task(f) for f in b], batches[0]) if batches else None
+        for i, batch in enumerate(batches):
+            tasks = ahead.result()
+            if i + 1 < len(batches):
+                ahead = pool.submit(lambda b: [make_task(f) for f in b], batches[i + 1])
+            try:
+                ids = client.import_tasks(project_id, tasks)
+            except ServerError:
+                ids = None
+                existing = client.task_keys(project_id)
+                if not all(f.key in existing for f in batch):
+                    raise
+            if ids is not None:
+                existing.update(zip((f.key for f in batch), ids))
+            elif not all(f.key in existing for f in batch):  # stored, but the ids were not returned
+                existing = client.task_keys(project_id)
+            if progress:
+                progress(len(batch))
     return existing, len(missing)
 
 
 def image_mode(client: LabelStudioClient, files_root: Path | None, images: str) -> str:
-    """How frames reach the server: "local" (local-files storage, the server shares this disk) when a
-    files root is known, else "upload" (through the import API); ``images`` overrides."""
+    """How frames reach the server: "s3" (an S3-compatible bucket, see ``verify.labelstudio.objects``) when
+    VERIFY_S3_BUCKET is set, else "local" (local-files storage, the server shares this disk) when a files
+    root is known, else "upload" (through the import API); ``images`` overrides."""
+    if images == "s3" or (images == "auto" and objects.configured()):
+        objects.settings()  # a missing bucket or a bad endpoint is refused before anything is done
+        return "s3"
     if images == "upload" or (images == "auto" and files_root is None):
         return "upload"
     require_files_root(client, files_root)
@@ -223,6 +272,34 @@ def upload_frames(ws: Workspace, client: LabelStudioClient, project_id: int,
     return urls, len(missing)
 
 
+def upload_objects(ws: Workspace, client: LabelStudioClient, project_id: int,
+                   frames: list[Frame]) -> tuple[dict[str, str], int, str]:
+    """Put the frames (and context strips: anything with ``key``, ``file``, ``sha256``) in the S3 bucket,
+    named by content (what the workspace has recorded there is not even looked up), and attach the bucket
+    to the project as an S3 storage with presigned URLs.
+
+    Returns (key → ``s3://`` URI for the tasks, number uploaded, where). Each batch is recorded once
+    stored, so an interrupted push does not send it again.
+    """
+    config = objects.settings()
+    store = objects.ObjectStore(config)
+    endpoint = config.endpoint or ""
+    named = {f.key: objects.object_key(config.prefix, f.sha256) for f in frames}
+    known = ws.stored_objects(endpoint, config.bucket)
+    files = {named[f.key]: (ws.path(f.file), f.sha256) for f in frames if named[f.key] not in known}
+    uploaded = 0
+    if files:
+        store.check()
+        pending = list(files.items())
+        for batch in batched(pending, UPLOAD_BATCH * 5):
+            uploaded += store.store({key: path for key, (path, _) in batch})
+            ws.record_objects(endpoint, config.bucket, {key: sha for key, (_, sha) in batch})
+    access_key, secret_key, token = store.credentials()
+    client.ensure_s3_storage(project_id, config.bucket, config.prefix, config.endpoint, config.region,
+                             access_key, secret_key, token, objects.PRESIGN_TTL_MIN)
+    return {key: objects.object_uri(config.bucket, name) for key, name in named.items()}, uploaded, config.where
+
+
 def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Path:
     """The server's local-files document root, or a VerifyError saying there is no way to serve frames."""
     if files_root is None:
@@ -238,12 +315,17 @@ def frames_served(ws: Workspace, client: LabelStudioClient, project_id: int, fra
                   files_root: Path | None) -> Iterator[tuple[dict[str, str], str]]:
     """Make the frames reachable by the server; yield (key → URL, how) for the tasks to be imported.
 
-    "upload" sends them first; "local" hard-links them under the files root (and attaches the
-    storage) in the background while the body imports the tasks.
+    "upload" sends them first; "s3" puts them in the bucket first and attaches it as an S3 storage;
+    "local" hard-links them under the files root (and attaches the storage) in the background while
+    the body imports the tasks.
     """
     if mode == "upload":
         urls, uploaded = upload_frames(ws, client, project_id, frames)
         yield urls, f"uploaded to the server ({uploaded} new)"
+        return
+    if mode == "s3":
+        urls, uploaded, where = upload_objects(ws, client, project_id, frames)
+        yield urls, f"S3 {where} ({uploaded} new)"
         return
     folder, urls = frame_urls(ws, frames, files_root)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -256,7 +338,7 @@ def frame_urls(ws: Workspace, frames: list[Frame], files_root: Path) -> tuple[Pa
     """Where the frames are served from (pure): the workspace's folder under the root, and key → URL."""
     folder = files_root / "verify" / ws.id
     prefix = "/data/local-files/?d=" + quote(str(folder.relative_to(files_root))) + "/"
-    return folder, {f.key: prefix + quote(str(Path(f.file).relative_to("frames"))) for f in frames}
+    return folder, {f.key: prefix + quote(f.file.removeprefix("frames/")) for f in frames}  # files are frames/VIDEO/NAME
 
 
 def link_frames(root: Path, frames: list[Frame], folder: Path) -> None:

@@ -14,7 +14,8 @@ from typing import Callable
 from verify import custody
 from verify.errors import VerifyError
 from verify.labelstudio.client import LabelStudioClient
-from verify.labelstudio.project import build_task, ensure_project, frames_served, image_mode, import_missing
+from verify.labelstudio.project import (build_task, ensure_project, frames_served, image_mode, import_missing,
+                                       label_stream_url)
 from verify.workspace import Workspace
 
 
@@ -29,6 +30,8 @@ class PushResult:
     skipped_duplicates: int
     recovered: int = 0  # frames that identified a project the workspace did not know
     images: str = ""  # how the frames reach the server
+    with_context: int = 0  # tasks imported now with a context strip
+    label_stream_url: str = ""  # the link to hand to reviewers: it opens the label stream (blind), after login too
 
 
 def push(
@@ -40,29 +43,47 @@ def push(
     reset_config: bool = False,
     progress: Callable[[int], None] | None = None,
     images: str = "auto",
+    context: bool = True,
 ) -> PushResult:
     """Send every extracted frame that is not yet a task; return what was done.
+
+    ``context``: a new task shows the frame's context strip (``verify.pipeline.contexts`` makes them) beside it,
+    served as frames are; which strip each task shows is recorded in the workspace and the push's log entry.
 
     Raises:
         ServerError, AuthError, ProjectMissing: from Label Studio.
         VerifyError: no frames to push, or no way to serve them.
     """
-    frames = ws.frames()
+    frames = ws.frames(fingerprints=False)  # push needs no re-upload fingerprints: 100,000 frames in less memory
     if not frames:
         raise VerifyError("no frames to push; run `verify ingest VIDEO…` and `verify frames` first")
     mode = image_mode(client, files_root, images)
-    project_id, created, recovered = ensure_project(ws, client, new_project, reset_config)
+    context = context and mode != "upload"  # Label Studio's direct upload takes one picture per task: no strip
+    project_id, created, recovered = ensure_project(ws, client, new_project, reset_config, context=context)
     videos = {v.sha256: v for v in ws.videos()}
     wanted = [f for f in frames if include_duplicates or not f.duplicate_of]
     workspace_id = ws.id
-    with frames_served(ws, client, project_id, wanted, mode, files_root) as (urls, how):
-        existing, imported = import_missing(
-            client, project_id, wanted, lambda f: build_task(f, videos[f.video_sha256], urls[f.key], workspace_id), progress
-        )
+    claim_ids = [c.id for c in ws.case.claims]
+    tasked = ws.tasks()
+    strips = {c.frame_key: c for c in ws.contexts() if c.frame_key not in tasked} if context else {}
+    strips = {f.key: strips[f.key] for f in wanted if f.key in strips}
+    shown: dict[str, str] = {}
+
+    def make_task(f):
+        strip = strips.get(f.key)
+        if strip:
+            shown[f.key] = strip.key
+        return build_task(f, videos[f.video_sha256], urls[f.key], workspace_id, strip, urls.get(strip.key) if strip else None,
+                          claims=claim_ids)
+
+    with frames_served(ws, client, project_id, [*wanted, *strips.values()], mode, files_root) as (urls, how):
+        existing, imported = import_missing(client, project_id, wanted, make_task, progress)
+    ws.record_context_tasks(project_id, {key: strip for key, strip in shown.items() if key in existing})
     adjudication = int(ws.get_meta("adjudication_project_id") or 0)
     ws.record_tasks(project_id, {f.key: existing[f.key] for f in frames if f.key in existing},
                     keep_projects=(project_id, adjudication))
-    custody.record(ws, "push", inputs=[(f.file, f.sha256) for f in wanted], server=client.url,
+    custody.record(ws, "push", inputs=[(f.file, f.sha256) for f in wanted]
+                   + [(strips[key].file, strips[key].sha256) for key in sorted(shown) if key in existing], server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, created_project=created,
                    imported=imported, already_there=len(wanted) - imported, images=how)
     return PushResult(
@@ -75,4 +96,6 @@ def push(
         skipped_duplicates=len(frames) - len(wanted),
         recovered=recovered,
         images=how,
+        with_context=sum(1 for key in shown if key in existing),
+        label_stream_url=label_stream_url(client.url, project_id),
     )

@@ -1,0 +1,209 @@
+"""Driving Label Studio's reviewer UI with playwright, as a reviewer would: log in through the form,
+open the label stream, pick a label and drag a box on the frame, click answers, type a note, submit.
+
+Selectors use what the reviewer reads (label names, claim text, choice text, the frame's timestamp
+heading), never claim ids, so they keep working when the labeling config's layout changes; the one
+control found by name is the notes text area (``verify.labelstudio.config.NOTES``). The rest are
+Label Studio's own hooks (data-testid, lsf-* classes) as seen on 1.23.2.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from playwright.sync_api import Browser, Locator, Page
+
+from verify.report.build import CHROMIUM_FLAGS, chromium
+
+IMAGE = ".lsf-image img"  # every picture Label Studio draws (the frame; a context strip if the task shows one)
+PICTURE = ".verify-picture .lsf-image img"  # the frame, where verify's config wraps it (verify.labelstudio.config)
+TIMESTAMP = ":is(h1, h2, h3, h4, h5, h6)"  # the heading that says which frame is shown ("Frame at 0:00:05.160 …")
+# A checked answer, as drawn. Not input:checked: Label Studio names each radio input after its choice's
+# text, so the "Supports" radios of all claims form one browser radio group and only one stays :checked.
+CHECKED = "label.lsf-choice__checkbox:is(.ant-radio-wrapper-checked, .ant-checkbox-wrapper-checked)"
+
+
+def launch(playwright) -> Browser:
+    """Debian's Chromium, headless, with the flags the report's PDF printing uses."""
+    path = chromium()
+    assert path, "Chromium is needed for this test: scripts/test.sh installs Debian's chromium"
+    return playwright.chromium.launch(executable_path=path, args=[a for a in CHROMIUM_FLAGS if a != "--headless"])
+
+
+def log_in(browser: Browser, link: str, email: str, password: str, viewport=(1440, 1000)) -> Page:
+    """Open ``link`` in a new browser context (its own cookies) as a reviewer who is not logged in:
+    Label Studio's login page comes first; after logging in, the reviewer must land on the link."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_url(re.compile(r"/user/login/"))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda u: "/user/login/" not in u)
+    page.wait_for_load_state()
+    return page
+
+
+def open_stream(page: Page) -> None:
+    """On the label stream's page: dismiss the instructions dialog it opens with, wait for the frame."""
+    close = page.locator("button[aria-label='Close modal']")
+    close.wait_for()
+    close.click()
+    wait_for_frame(page)
+
+
+def wait_for_frame(page: Page) -> None:
+    page.wait_for_function(
+        "sel => [...document.querySelectorAll(sel)].some(i => i.complete && i.naturalWidth > 0)", arg=IMAGE)
+
+
+def picture(page: Page) -> Locator:
+    """The frame's picture, the one boxes are drawn on."""
+    wrapped = page.locator(PICTURE)
+    return (wrapped if wrapped.count() else page.locator(IMAGE)).first
+
+
+@dataclass
+class Shown:
+    """What the stream shows: the frame's timestamp heading and the picture's natural size."""
+    timestamp: str
+    width: int
+    height: int
+
+
+def shown(page: Page) -> Shown:
+    heading = page.locator(TIMESTAMP, has_text=re.compile(r"^Frame at ")).first.inner_text()
+    size = picture(page).evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    return Shown(heading, *size)
+
+
+def label(page: Page, text: str) -> Locator:
+    """The box tool's label button with exactly this text."""
+    return page.locator(".lsf-label", has=page.locator(".lsf-label__text", has_text=re.compile(f"^{re.escape(text)}$")))
+
+
+def draw_box(page: Page, text: str, box: tuple[float, float, float, float]) -> None:
+    """Pick the label, then drag on the picture from (x0, y0) to (x1, y1), given as fractions of its size."""
+    label(page, text).first.click()
+    image = picture(page)
+    image.scroll_into_view_if_needed()
+    r = image.bounding_box()
+    x0, y0, x1, y1 = box
+    page.mouse.move(r["x"] + x0 * r["width"], r["y"] + y0 * r["height"])
+    page.mouse.down()
+    for step in range(1, 6):
+        f = step / 5
+        page.mouse.move(r["x"] + (x0 + f * (x1 - x0)) * r["width"], r["y"] + (y0 + f * (y1 - y0)) * r["height"])
+    page.mouse.up()
+
+
+def question(page: Page, text: str) -> Locator:
+    """The block of choices asked right after the words ``text`` (a claim's text, a question's heading),
+    wherever they stand: a heading, a folded panel's title (the instructions dialog left out)."""
+    return page.locator(f"xpath=(//*[not(ancestor-or-self::*[contains(@class, 'lsf-modal')])]"
+                        f"[text()[contains(normalize-space(.), {_xpath_literal(text)})]])[1]"
+                        f"/following::div[contains(concat(' ', @class, ' '), ' lsf-choices ')][1]")
+
+
+def choose(page: Page, question_text: str, choice: str) -> None:
+    """Click the answer ``choice`` (its visible text) to the question ``question_text``, unfolding it if folded."""
+    block = question(page, question_text)
+    option = block.locator("label.lsf-choice__checkbox", has_text=re.compile(f"^{re.escape(choice)}")).first
+    if not option.is_visible():
+        unfold(page, question_text)
+    option.scroll_into_view_if_needed()
+    option.click()
+
+
+def write_note(page: Page, name: str, text: str) -> None:
+    """Type into the text area of control ``name`` and add it (Shift+Enter, as the UI says)."""
+    area = page.locator(f"textarea[name='{name}']")
+    area.scroll_into_view_if_needed()
+    area.fill(text)
+    area.press("Shift+Enter")
+    page.locator("[data-testid=htx-textbox-content]", has_text=text[:40]).first.wait_for()
+
+
+def cannot_review(page: Page, reason: str) -> None:
+    """Say the frame cannot be reviewed: click the reason with this visible text (opening its fold if folded)."""
+    option = page.locator("label.lsf-choice__checkbox", has_text=re.compile(f"^{re.escape(reason)}"))
+    if not option.first.is_visible():
+        unfold(page, reason)
+    option.first.scroll_into_view_if_needed()
+    option.first.click()
+
+
+def unfold(page: Page, text: str) -> None:
+    """Open the folded panel (Label Studio's Collapse) whose title or content holds ``text``."""
+    page.locator(f"xpath=//*[contains(concat(' ', @class, ' '), ' ant-collapse-item ')]"
+                 f"[.//text()[contains(normalize-space(.), {_xpath_literal(text)})]]"
+                 f"//*[contains(concat(' ', @class, ' '), ' ant-collapse-header ')]").first.click()
+
+
+def regions(page: Page) -> list[str]:
+    """The labels of the boxes the Regions panel lists for the annotation on screen."""
+    return page.locator(".lsf-tree__node_type_rectangleregion .lsf-outliner-item__title").all_inner_texts()
+
+
+def submit(page: Page, before: str) -> None:
+    """Submit, then wait until the stream shows another frame or its end."""
+    page.locator("[data-testid=bottombar-submit-button]").click()
+    _next(page, before, "submitting")
+
+
+def skip(page: Page, before: str) -> None:
+    """Skip the frame, then wait until the stream shows another frame or its end."""
+    page.locator("[data-testid=bottombar-skip-button]").click()
+    _next(page, before, "skipping")
+
+
+def _next(page: Page, before: str, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if page.get_by_text(re.compile(r"No more (tasks|annotations)|have completed all", re.I)).count():
+            return
+        heading = page.locator(TIMESTAMP, has_text=re.compile(r"^Frame at "))
+        if heading.count() and heading.first.inner_text() != before:
+            wait_for_frame(page)
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"after {what} {before!r} the stream showed neither another frame nor its end")
+
+
+def what_others_left(page: Page) -> dict:
+    """What the annotation on screen already holds before this reviewer touches it: boxes in the Regions
+    panel, checked answers, texts added to text areas; plus the page's whole text and its avatars."""
+    return {
+        "regions": regions(page),
+        "checked": page.locator(CHECKED).count(),
+        "texts": page.locator("[data-testid=htx-textbox-content]").all_inner_texts(),
+        "page_text": page.locator("body").inner_text(),
+        "userpics": page.locator("[data-testid=userpic]").all_inner_texts(),
+    }
+
+
+def scroll_to_top(page: Page) -> None:
+    """Scroll every scrolled panel back to the top, so a screenshot shows what a reviewer first sees."""
+    page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
+
+
+def body(response) -> str:
+    """A response's text as the browser received it ('' for other content, or a body no longer there)."""
+    kind = response.headers.get("content-type") or ""
+    if "json" not in kind and "text" not in kind:
+        return ""
+    try:
+        return response.text()
+    except Exception:  # a redirect's or a navigated-away page's body: nothing readable arrived
+        return ""
+
+
+def _xpath_literal(text: str) -> str:
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    return "concat(" + ", \"'\", ".join(f"'{part}'" for part in text.split("'")) + ")"
