@@ -166,7 +166,8 @@ class LabelStudioClient:
                         return storage.id
                 return self.ls.import_storage.s3.create(project=project_id, **fields, request_options=NO_RETRY).id
             except ApiError as exc:
-                detail = " ".join(str(exc.body)[:300].split())
+                body = exc.body.get("detail") or exc.body.get("validation_errors") or exc.body if isinstance(exc.body, dict) else exc.body
+                detail = " ".join(str(body)[:300].split())  # Label Studio's error body leads with its version: the detail
                 if exc.status_code == 400 or (exc.status_code == 403 and "not allowed" in detail):
                     raise ServerError(
                         f"{self.url}: Label Studio refused the S3 storage s3://{bucket}/{prefix} ({exc.status_code}: "

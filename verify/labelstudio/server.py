@@ -190,6 +190,10 @@ def start(port: int | None = None, base: Path | None = None, timeout: float = ST
     files_root.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     creds.update(url=f"http://{HOST}:{port}", port=port, files_root=str(files_root))
+    # the S3 endpoint the server may read frames from: the one given, else AWS_ENDPOINT_URL, else the one it
+    # was last started with (a restart without the setting keeps the reviewers' pictures loading)
+    endpoint = s3_endpoint if s3_endpoint is not None else (objects.configured_endpoint() or creds.get("s3_endpoint"))
+    creds["s3_endpoint"] = endpoint
     creds.setdefault("database", {"engine": "sqlite"})
     save_credentials(creds, base)
     database_env = _database_env(base, creds)  # starts verify's own PostgreSQL when it is the one
@@ -215,7 +219,7 @@ def start(port: int | None = None, base: Path | None = None, timeout: float = ST
         for prefix in SETTING_PREFIXES:
             env.pop(prefix + name, None)
     env.update(database_env)
-    env.update(_s3_env(base, objects.configured_endpoint() if s3_endpoint is None else s3_endpoint, env))
+    env.update(_s3_env(base, endpoint, env))
     log = open(base / "server.log", "ab")
     process = subprocess.Popen(
         [_executable(), "start", "--no-browser", "--host", HOST, "--port", str(port)],
