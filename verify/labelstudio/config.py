@@ -52,8 +52,8 @@ NO_HOTKEY = "f19"
 #    questions sit beside it in a column that scrolls on its own;
 #  - a claim whose "bears" field is filled moves to the top and opens; the others stay folded
 #    (a click on the claim opens it) - Label Studio renders closed panels (forceRender), CSS opens them;
-#  - a task whose "graphic_warning" is filled shows the picture blurred and grey until the reviewer opens
-#    the "Show the picture" panel.
+#  - a task whose "graphic_warning" is filled shows the picture and its context strip blurred and grey until
+#    the reviewer opens the "Show the picture" panel.
 # Label Studio sanitizes the <Style> text as HTML: no ">" or "&" in this CSS.
 CSS = """
 .verify-task :is(h1, h2, h3, h4, h5, h6) { font-size: 14px; line-height: 1.35; margin: 2px 0 !important; font-weight: 500; }
@@ -72,7 +72,7 @@ CSS = """
 .verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)) .verify-reveal { display: block; }
 .verify-reveal .ant-collapse-header { padding: 2px 6px !important; color: #a61b1b; }
 .verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)):not(:has(.verify-reveal .ant-collapse-item-active))
-  .verify-picture :is(canvas, img) { filter: blur(28px) grayscale(1) !important; }
+  :is(.verify-picture, .verify-context) :is(canvas, img) { filter: blur(28px) grayscale(1) !important; }
 .verify-claims { display: flex; flex-direction: column; gap: 2px; }
 .verify-claim:has(.verify-bears :not(:empty)) { order: -1; }
 .verify-claim:has(.verify-bears :not(:empty)) .ant-collapse-content { display: block !important; height: auto !important; }
