@@ -63,7 +63,7 @@ def pushed(label_studio, s3_server, footage, tmp_path_factory):
     run(env, "ingest", str(footage["militants_at_gate"]), "--source", "militants-at-gate")
     run(env, "frames")
     listed_before = bucket(s3_server).list_objects_v2(Bucket=s3_server["bucket"], Prefix=PREFIX + "/").get("Contents", [])
-    first = run(env, "push", "--images", "s3")
+    first = run(env, "push", "--images", "s3", "--new-project")  # its own project: other modules push the same fixtures
     objects_after_first = {o["Key"]: o for o in bucket(s3_server).list_objects_v2(
         Bucket=s3_server["bucket"], Prefix=PREFIX + "/")["Contents"]}
     second = run(env, "push")  # auto: s3, since VERIFY_S3_BUCKET is set
