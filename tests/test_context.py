@@ -106,9 +106,10 @@ def test_odd_sizes_and_rotated_video_give_strips_of_upright_pictures(tmp_path):
 def test_the_stage_records_and_logs_its_strips_and_the_audit_stays_clean(ingested):
     from verify import custody, pipeline
     from verify.media.frames import extract
+    from verify.media.strips import make_strips
 
     extract(ingested)
-    made = pipeline.contexts(ingested)
+    made = make_strips(ingested)
     frames = [f for f in ingested.frames() if not f.duplicate_of]
     assert (made.made, made.already, made.failed, made.mismatched) == (len(frames), 0, [], 0)
     strips = {c.frame_key: c for c in ingested.contexts()}
@@ -125,7 +126,7 @@ def test_the_stage_records_and_logs_its_strips_and_the_audit_stays_clean(ingeste
     audit = custody.audit(ingested)
     assert not (audit.changed or audit.missing or audit.unexpected or audit.rewritten or audit.removed), audit.to_json()
     assert audit.unlogged == ["case.yaml"] and not audit.log.problems  # (the fixture's workspace skips `verify init`)
-    assert pipeline.contexts(ingested).made == 0  # made once
+    assert make_strips(ingested).made == 0  # made once
 
     # the report cites the strip each frame's task showed (as push records it), in JSON, Markdown and HTML
     cited = frames[0]

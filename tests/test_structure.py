@@ -173,7 +173,7 @@ CREATE TABLE IF NOT EXISTS exports (
 """
 
 
-def test_the_pipeline_merges_once_per_sync_and_each_stage_logs_itself(ingested, monkeypatch):
+def test_the_pipeline_merges_once_per_sync_and_each_stage_logs_itself(ingested, monkeypatch, tmp_path):
     """``sync`` through the library (a fake Label Studio): push, pull, merge and report each log one entry,
     the merge runs once, and the report names the verdicts file it was built from."""
     import json
@@ -188,7 +188,8 @@ def test_the_pipeline_merges_once_per_sync_and_each_stage_logs_itself(ingested, 
     monkeypatch.setattr(pipeline, "merge_verdicts", lambda *a, **k: merges.append(1) or real_merge(*a, **k))
     log = ingested.path("custody.log")
     before = len(log.read_text().splitlines())
-    done = pipeline.sync(ingested, FakeLabelStudio(), None, images="upload")
+    served = tmp_path / "files"  # local files: the tasks show context strips (direct upload shows none: next test)
+    done = pipeline.sync(ingested, FakeLabelStudio(document_root=served), served, images="local")
     entries = [json.loads(line) for line in log.read_text().splitlines()[before:]]
     strips = [e for e in entries if e["action"] == "context"]  # context strips made first: one entry per video sent
     assert len(strips) == len({f.video_sha256 for f in ingested.frames() if not f.duplicate_of})
@@ -202,6 +203,23 @@ def test_the_pipeline_merges_once_per_sync_and_each_stage_logs_itself(ingested, 
     assert report["method"]["built_from_verdicts"] == {"file": "reports/verdicts.json", "sha256": merged.sha256}
     assert {"path": "reports/verdicts.json", "sha256": merged.sha256} in entries[3]["inputs"]["files"]
 
+
+
+def test_a_sync_whose_frames_go_by_direct_upload_makes_no_context_strip(ingested):
+    """Label Studio's direct upload takes one picture per task, so no strip would show: none is made or logged."""
+    import json
+
+    from tests.fake_labelstudio import FakeLabelStudio
+    from verify import pipeline
+    from verify.media.frames import extract
+
+    extract(ingested)
+    log = ingested.path("custody.log")
+    before = len(log.read_text().splitlines())
+    done = pipeline.sync(ingested, FakeLabelStudio(), None, images="upload")
+    actions = [json.loads(line)["action"] for line in log.read_text().splitlines()[before:]]
+    assert actions == ["push", "pull", "merge", "report"] and done.contexts is None
+    assert ingested.contexts() == [] and done.push.with_context == 0
 
 def test_init_logs_itself(tmp_path):
     import json

@@ -115,7 +115,8 @@ images_option = click.option(
 context_option = click.option(
     "--no-context", "no_context", is_flag=True,
     help="Send new tasks without the strip of pictures around each frame (by default missing strips are made "
-         "from the evidence first, and each new task shows its strip).")
+         "from the evidence first, and each new task shows its strip; with --images upload no task shows one, "
+         "as Label Studio takes one picture per uploaded task).")
 
 
 def made_contexts(made) -> None:
@@ -394,14 +395,15 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
     Example: verify push --url http://127.0.0.1:8080   (key in LABEL_STUDIO_API_KEY)
     """
     from verify.labelstudio.push import push as push_frames
-    from verify.pipeline import contexts
+    from verify.pipeline import context_strips
 
     ws = ctx.open()
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
-        made_contexts(None if no_context else contexts(ws, include_duplicates))
+        root = served_from(client, files_root)
+        made_contexts(context_strips(ws, client, root, include_duplicates, images, not no_context))
         with importing(ws) as progress:
-            result = push_frames(ws, client, served_from(client, files_root), include_duplicates, new_project, reset_config,
+            result = push_frames(ws, client, root, include_duplicates, new_project, reset_config,
                                  progress=progress, images=images, context=not no_context)
     echo(terminal.pushed(result))
 

@@ -3,36 +3,33 @@
     init → ingest → frames → push → (reviewers label) → pull → merge → report
                                                           ↘ adjudicate (disputed frames) ↗
 
-Ingest, frames, push, pull and adjudicate live in their own modules and log themselves; this
-module adds the stages that only tie others together (init, merge, report) and ``sync``, which
-runs push → pull → merge → report once each. The CLI calls one function here (or in a stage
+Ingest, frames, context strips, push, pull and adjudicate live in their own modules and log
+themselves; this module adds the stages that only tie others together (init, merge, report),
+``context_strips`` (make the strips only when the push will show them) and ``sync``, which runs
+context strips → push → pull → merge → report once each. The CLI calls one function here (or in a stage
 module) per command and writes no custody entry itself.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from verify import custody
-from verify.clock import now_utc
 from verify.files import atomic_write
 from verify.labelstudio.adjudicate import AdjudicateResult
 from verify.labelstudio.adjudicate import adjudicate as send_disputes
 from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.pull import PullResult, pull
+from verify.labelstudio.project import image_mode, shows_strips
 from verify.labelstudio.push import PushResult, push
-from verify.media.context import MAKER, ContextParams, params_record, video_strips
-from verify.media.isolate import map_isolated, report_failure
-from verify.records import Context
+from verify.media.strips import ContextsMade, make_strips
 from verify.report.build import FORMATS, write_reports
 from verify.verdicts.merge import Verdicts
 from verify.verdicts.merge import merge as merge_verdicts
-from verify.workspace import CONTEXT_PREFIX, Workspace
+from verify.workspace import Workspace
 
 VERDICTS_FILE = "reports/verdicts.json"
 
@@ -53,21 +50,11 @@ class Reports:
 
 
 @dataclass
-class ContextsMade:
-    """The context stage's result: strips made, frames that already had one, and videos that failed."""
-
-    made: int = 0
-    already: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (source id, why)
-    mismatched: int = 0  # strips whose picture at the keyframe's time is not the keyframe's pixels (see the log)
-
-
-@dataclass
 class Synced:
     push: PushResult
     pull: PullResult
     reports: Reports
-    contexts: ContextsMade | None = None  # None: strips were not asked for (--no-context)
+    contexts: ContextsMade | None = None  # None: no strip shows (--no-context, or frames sent by direct upload)
 
 
 def init(root: str | Path, case_file: str | Path, tsa: list[str] | None = None) -> Workspace:
@@ -132,77 +119,30 @@ def report(ws: Workspace, formats: tuple[str, ...] = (), out: Path | None = None
     return Reports({fmt: (path, sha) for (fmt, path), (_, sha) in zip(written.items(), hashes)}, merged)
 
 
-def contexts(ws: Workspace, include_duplicates: bool = False, params: ContextParams | None = None,
-             workers: int = 2) -> ContextsMade:
-    """Make the context strips (``verify.media.context``) that frames to be pushed lack, one child process per
-    video; record them and log one "context" entry per video (its evidence in, its strips out).
+def context_strips(ws: Workspace, client: LabelStudioClient, files_root: Path | None, include_duplicates: bool = False,
+                   images: str = "auto", context: bool = True) -> ContextsMade | None:
+    """Make the missing context strips (``verify.media.strips``) when the tasks pushed next will show them: the
+    image mode is decided first, and frames sent by direct upload show none (``shows_strips``). None: no strip shows.
 
-    A video whose strips cannot be made is reported in ``failed`` and its frames go to review without one.
+    Raises:
+        OptionError: ``images`` names no usable way to serve the frames (nothing is made).
     """
-    params = params or ContextParams()
-    have = {c.frame_key for c in ws.contexts()}
-    frames = [f for f in ws.frames() if (include_duplicates or not f.duplicate_of)]
-    result = ContextsMade(already=sum(1 for f in frames if f.key in have))
-    todo: dict[str, list] = {}
-    for f in frames:
-        if f.key not in have:
-            todo.setdefault(f.video_sha256, []).append(f)
-    videos = {v.sha256: v for v in ws.videos() if v.sha256 in todo}
-    jobs = []
-    for sha, fs in todo.items():
-        tmp = ws.path("frames") / f".tmp-context-{sha[:16]}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        jobs.append((str(ws.path(videos[sha].evidence)), str(tmp),
-                     [{"key": f.key, "t_ms": f.t_ms, "pixel_sha256": f.pixel_sha256} for f in fs], asdict(params)))
-    by_path = {job[0]: videos[sha] for job, sha in zip(jobs, todo)}
-    for (path, tmp, _, _), outcome in map_isolated(video_strips, jobs, params.timeout_s, workers):
-        video = by_path[path]
-        try:
-            if not outcome.ok:
-                report_failure(video.source_id, outcome)
-                result.failed.append((video.source_id, outcome.error))
-                custody.record(ws, "context", inputs=[(video.evidence, video.sha256)], source_id=video.source_id,
-                               status="failed", error=outcome.error)
-                continue
-            final = ws.path("frames") / video.sha256[:16] / "context"
-            final.mkdir(parents=True, exist_ok=True)
-            maker = {"name": MAKER, "decoder": outcome.value["decoder"], "params": params_record(params)}
-            made = []
-            for s in outcome.value["strips"]:
-                os.replace(Path(tmp) / s["file"], final / s["file"])
-                made.append(Context(frame_key=s["frame_key"], key=CONTEXT_PREFIX + s["sha256"][:24],
-                                    file=str((final / s["file"]).relative_to(ws.root)), sha256=s["sha256"],
-                                    width=s["width"], height=s["height"], pictures=s["pictures"],
-                                    maker={**maker, "keyframe_matches": s["keyframe_matches"]}, made_at=now_utc()))
-            try:
-                ws.record_contexts(made)
-            except BaseException:  # not recorded (a full disk, a kill): leave no unrecorded strip behind
-                for c in made:
-                    ws.path(c.file).unlink(missing_ok=True)
-                raise
-            mismatched = [c.frame_key for c in made if not c.maker["keyframe_matches"]]
-            custody.record(ws, "context", inputs=[(video.evidence, video.sha256)],
-                           outputs=[(c.file, c.sha256) for c in made], source_id=video.source_id, maker=maker,
-                           frames=len(made), keyframe_mismatch=mismatched)
-            result.made += len(made)
-            result.mismatched += len(mismatched)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return result
+    if not shows_strips(image_mode(client, files_root, images), context):
+        return None
+    return make_strips(ws, include_duplicates)
 
 
 def sync(ws: Workspace, client: LabelStudioClient, files_root: Path | None, include_duplicates: bool = False,
          unknown_labels: str = "ignore", images: str = "auto", progress: Callable[[int], None] | None = None,
          context: bool = True) -> Synced:
-    """Make missing context strips (unless ``context`` is False), push new frames, pull the annotations, merge once
-    and write the reports from that merge.
+    """Make the missing context strips the push will show (none with ``context`` False or frames sent by direct
+    upload), push new frames, pull the annotations, merge once and write the reports from that merge.
 
     Raises:
         ServerError, AuthError, ProjectMissing: from Label Studio (stages already done stay done).
         VerifyError: see each stage.
     """
-    strips = contexts(ws, include_duplicates) if context else None
+    strips = context_strips(ws, client, files_root, include_duplicates, images, context)
     pushed = push(ws, client, files_root, include_duplicates, progress=progress, images=images, context=context)
     pulled = pull(ws, client)
     return Synced(pushed, pulled, report(ws, unknown_labels=unknown_labels, merged=merge(ws, unknown_labels)), strips)

@@ -26,7 +26,8 @@ from verify.clock import timestamp
 from verify.errors import OptionError, VerifyError
 from verify.labelstudio.client import LabelStudioClient, region_errors
 from verify.labelstudio.config import bears_field, build_config
-from verify.labelstudio.project import ADJUDICATION, build_task, ensure_project, frames_served, image_mode, import_missing
+from verify.labelstudio.project import (ADJUDICATION, build_task, ensure_project, frames_served, image_mode,
+                                       import_missing, shows_strips, strips_of)
 from verify.records import Annotation, Frame
 from verify.verdicts.merge import FrameVerdict, Verdicts, decode
 from verify.workspace import Workspace
@@ -139,7 +140,7 @@ def adjudicate(
     case = ws.case
     disputed = verdicts.disputed_frames()
     conflicts = lead_conflicts(disputed, lead)
-    context = mode != "upload"  # as push: direct upload allows one picture per task, so no context strip
+    context = shows_strips(mode)  # as push: direct upload takes one picture per task, so no strip
     project_id, _, _ = ensure_project(ws, client, role=ADJUDICATION, context=context)
     ws.update_meta(adjudication_lead=lead)
     imported = 0
@@ -154,7 +155,7 @@ def adjudicate(
             if annotation.frame_key in by_key and not annotation.ground_truth:
                 reviews.setdefault(annotation.frame_key, []).append(annotation)
         config = build_config(case, adjudication=True, context=context)
-        strips = {c.frame_key: c for c in ws.contexts() if c.frame_key in by_key} if context else {}
+        strips = strips_of(ws, [f.key for f in disputed]) if context else {}
         workspace_id = ws.id
 
         def make_task(frame: Frame) -> dict[str, Any]:

@@ -255,6 +255,19 @@ def image_mode(client: LabelStudioClient, files_root: Path | None, images: str) 
     return "local"
 
 
+def shows_strips(mode: str, context: bool = True) -> bool:
+    """Whether new tasks show their frame's context strip (pure): not when strips are not asked for (``context``
+    False), nor for frames sent by direct upload ("upload"), which Label Studio allows only for a labeling config
+    with one picture."""
+    return context and mode != "upload"
+
+
+def strips_of(ws: Workspace, keys: Sequence[str]) -> dict[str, Context]:
+    """Frame key → its context strip, for the frames ``keys`` that have one, in the order of ``keys``."""
+    have = {c.frame_key: c for c in ws.contexts()}
+    return {key: have[key] for key in keys if key in have}
+
+
 def upload_frames(ws: Workspace, client: LabelStudioClient, project_id: int,
                   frames: list[Frame]) -> tuple[dict[str, str], int]:
     """Upload the frames the project does not have yet; return (key → served URL, number uploaded).

@@ -15,7 +15,7 @@ from verify import custody
 from verify.errors import VerifyError
 from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.project import (build_task, ensure_project, frames_served, image_mode, import_missing,
-                                       label_stream_url)
+                                       label_stream_url, shows_strips, strips_of)
 from verify.workspace import Workspace
 
 
@@ -47,8 +47,9 @@ def push(
 ) -> PushResult:
     """Send every extracted frame that is not yet a task; return what was done.
 
-    ``context``: a new task shows the frame's context strip (``verify.pipeline.contexts`` makes them) beside it,
-    served as frames are; which strip each task shows is recorded in the workspace and the push's log entry.
+    ``context``: a new task shows the frame's context strip (``verify.media.strips`` makes them) beside it,
+    served as frames are, unless frames go by direct upload (see ``shows_strips``); which strip each task shows is
+    recorded in the workspace and the push's log entry.
 
     Raises:
         ServerError, AuthError, ProjectMissing: from Label Studio.
@@ -58,15 +59,14 @@ def push(
     if not frames:
         raise VerifyError("no frames to push; run `verify ingest VIDEO…` and `verify frames` first")
     mode = image_mode(client, files_root, images)
-    context = context and mode != "upload"  # Label Studio's direct upload takes one picture per task: no strip
+    context = shows_strips(mode, context)
     project_id, created, recovered = ensure_project(ws, client, new_project, reset_config, context=context)
     videos = {v.sha256: v for v in ws.videos()}
     wanted = [f for f in frames if include_duplicates or not f.duplicate_of]
     workspace_id = ws.id
     claim_ids = [c.id for c in ws.case.claims]
-    tasked = ws.tasks()
-    strips = {c.frame_key: c for c in ws.contexts() if c.frame_key not in tasked} if context else {}
-    strips = {f.key: strips[f.key] for f in wanted if f.key in strips}
+    tasked = ws.tasks()  # of the project found or made just now
+    strips = strips_of(ws, [f.key for f in wanted if f.key not in tasked]) if context else {}
     shown: dict[str, str] = {}
 
     def make_task(f):

@@ -11,7 +11,7 @@ pixel sha256 are recorded with the strip, so a report can cite exactly what a re
 
 Choosing the pictures (``shown``, ``select``) and laying them out (``columns``) are pure; ``video_strips``
 decodes one video and writes its strips, and runs in a child process (``verify.media.isolate``). The
-stage that makes missing strips and logs them is ``verify.pipeline.contexts``.
+stage that makes missing strips and logs them is ``verify.media.strips``.
 """
 
 from __future__ import annotations
