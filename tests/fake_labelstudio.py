@@ -239,7 +239,7 @@ class FakeLabelStudio:
                     urls[name] = url
             return urls
 
-    def changed_tasks(self, project_id: int, since: str) -> list[int]:
+    def changed_tasks(self, project_id: int, since: str) -> tuple[list[int], str | None]:
         with self._lock:
             self._count("changed_tasks")
             what = "list the tasks changed since the last pull"
@@ -248,7 +248,8 @@ class FakeLabelStudio:
                 mark = datetime.strptime(since, SERVER_TIME).replace(tzinfo=timezone.utc)
             except (TypeError, ValueError):
                 self._fail(what, project_id, status=400, detail=f"cannot parse datetime {since!r}")
-            return [t["id"] for t in tasks if t["updated_at"] > mark]
+            changed = sorted((t for t in tasks if t["updated_at"] > mark), key=lambda t: t["updated_at"], reverse=True)
+            return sorted(t["id"] for t in changed), changed[0]["updated_at"].strftime(SERVER_TIME) if changed else None
 
     def latest_update(self, project_id: int) -> str | None:
         with self._lock:

@@ -431,6 +431,41 @@ def test_a_full_pull_exports_every_task_in_pages_and_gives_the_same_annotations(
     assert _frames(ws) == incremental
 
 
+def test_a_pull_that_fails_part_way_keeps_the_old_annotations_and_records_the_pages_it_archived(
+        ws, server, reviewed, monkeypatch):
+    from verify import custody
+
+    pull(ws, server)
+    before = ws.annotations()
+    server.edit_annotation(server.annotations_of(reviewed["project"])[0]["id"], result=[_choice(FLAG_CLAIM, "Contradicts")])
+    monkeypatch.setattr(pull_module, "EXPORT_PAGE", 2)
+    assert reviewed["tasks"] > 4  # more than two pages
+    exports, real_export = len(ws.exports()), server.export_json
+    answered = []
+
+    def dies_on_the_third_page(project_id, ids=None):
+        if len(answered) == 2:
+            raise ServerError(f"{server.url}: export annotations failed (project {project_id}): 502 Bad Gateway")
+        answered.append(ids)
+        return real_export(project_id, ids)
+
+    monkeypatch.setattr(server, "export_json", dies_on_the_third_page)
+    with pytest.raises(ServerError):
+        pull(ws, server, full=True)
+    assert ws.annotations() == before  # the new annotations were staged, page by page, and never swapped in
+    assert len(ws.exports()) == exports + 2  # the two pages it archived are recorded, as the files on disk are
+    assert all((ws.root / e.file).is_file() for e in ws.exports())
+    with ws.lock():  # the next verify logs what the failed pull archived but did not log; audit then finds nothing amiss
+        pass
+    audit = custody.audit(ws)
+    assert audit.files_ok and not audit.log.problems, audit.to_json()
+
+    monkeypatch.setattr(server, "export_json", real_export)
+    again = pull(ws, server, full=True)
+    assert again.annotations == len(ws.annotations()) == len(server.annotations_of(reviewed["project"]))
+    assert ws.annotations() != before  # the edit arrived
+
+
 # --- adjudication ---------------------------------------------------------------------------------
 
 def test_disputed_frames_go_to_the_lead_once_and_only_the_leads_decisions_come_back(ws, server, reviewed):

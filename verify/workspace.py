@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from verify.case import Case, load_case
 from verify.clock import now_utc
@@ -193,6 +194,8 @@ CREATE TABLE IF NOT EXISTS timestamps (file TEXT PRIMARY KEY, kind TEXT NOT NULL
 UPDATE meta SET value = '4' WHERE key = 'schema_version';  -- (reuploads: created by SCHEMA on open)
 COMMIT;
 """
+ANNOTATION_COLUMNS = ("id", "project_id", "task_id", "frame_key", "reviewer_id", "reviewer", "was_cancelled",
+                      "ground_truth", "result", "created_at", "updated_at", "export_file")
 MIGRATIONS = {"1": MIGRATE_1_TO_2, "2": MIGRATE_2_TO_3, "3": MIGRATE_3_TO_4}  # from schema version: one transaction each, all or nothing
 
 
@@ -554,23 +557,34 @@ class Workspace:
                                projects)
         return [_annotation(row) for row in rows]
 
-    def replace_annotations(self, project_id: int, annotations: list[Annotation], tasks: list[int] | None = None,
+    def replace_annotations(self, project_id: int, annotations: Iterable[Annotation], tasks: list[int] | None = None,
                             **meta: str | None) -> None:
-        """Replace a project's annotations (only those of ``tasks``, when given) and set ``meta``, in one transaction."""
+        """Replace a project's annotations (only those of ``tasks``, when given) and set ``meta``, all at once.
+
+        ``annotations`` may be a generator that writes as it goes (a pull archives and records each export page
+        before yielding its annotations): they are drawn outside any transaction and wait, a page at a time, in a
+        temporary table of this connection (gone if verify dies), so none is held in memory; one transaction
+        at the end swaps them in, so a pull that fails part-way leaves the old annotations as they were.
+        """
+        columns = ANNOTATION_COLUMNS
+        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_annotations ({', '.join(columns)})")
+        with self.transaction() as db:
+            db.execute("DELETE FROM temp.incoming_annotations")
+        rows = ((a.id, project_id, a.task_id, a.frame_key, a.reviewer_id, a.reviewer, a.was_cancelled, a.ground_truth,
+                 json.dumps(a.result), a.created_at, a.updated_at, a.export_file) for a in annotations)
+        while chunk := list(itertools.islice(rows, 1000)):  # the next chunk is drawn between transactions
+            with self.transaction() as db:
+                db.executemany(f"INSERT INTO temp.incoming_annotations VALUES ({', '.join('?' * len(columns))})", chunk)
         with self.transaction() as db:
             if tasks is None:
                 db.execute("DELETE FROM annotations WHERE project_id = ?", (project_id,))
-            else:
-                for start in range(0, len(tasks), 500):
-                    page = tasks[start:start + 500]
-                    db.execute(f"DELETE FROM annotations WHERE project_id = ? AND task_id IN ({','.join('?' * len(page))})",
-                               (project_id, *page))
-            db.executemany(
-                "INSERT OR REPLACE INTO annotations (id, project_id, task_id, frame_key, reviewer_id, reviewer, was_cancelled,"
-                " ground_truth, result, created_at, updated_at, export_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((a.id, project_id, a.task_id, a.frame_key, a.reviewer_id, a.reviewer, a.was_cancelled, a.ground_truth,
-                  json.dumps(a.result), a.created_at, a.updated_at, a.export_file) for a in annotations),  # one row at a time
-            )
+            for start in range(0, len(tasks or []), 500):
+                page = tasks[start:start + 500]
+                db.execute(f"DELETE FROM annotations WHERE project_id = ? AND task_id IN ({','.join('?' * len(page))})",
+                           (project_id, *page))
+            db.execute(f"INSERT OR REPLACE INTO annotations ({', '.join(columns)}) "
+                       f"SELECT {', '.join(columns)} FROM temp.incoming_annotations")
+            db.execute("DELETE FROM temp.incoming_annotations")
             for key, value in meta.items():
                 self.set_meta(key, value)
 

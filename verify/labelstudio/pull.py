@@ -118,44 +118,68 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
                   lead: str | None = None, full: bool = False) -> PullResult:
     """Archive one project's exports and bring its annotations in the workspace up to date.
 
+    Page by page: each export page is archived and its annotations stored before the next is asked for, and
+    only counts are kept (``Tally``), so memory does not grow with the project.
     With ``lead`` (the adjudication project): annotations are ground truth; when ``lead`` is
     an email, only that user's count and the others are ignored.
     """
     mark = f"pulled_until:{project_id}"
     since = None if full else ws.get_meta(mark)
     # read before exporting: a change made after this point has a later updated_at and is fetched next time
-    latest = client.latest_update(project_id)
     if since:
-        pages = list(batched(client.changed_tasks(project_id, since), EXPORT_PAGE))
+        changed, newest = client.changed_tasks(project_id, since)
+        latest = newest or since
+        pages: list[list[int] | None] = list(batched(changed, EXPORT_PAGE))
     else:
+        changed, latest = None, client.latest_update(project_id)  # None: the whole project
         known = ws.task_ids(project_id)
         pages = list(batched(known, EXPORT_PAGE)) if known else [None]  # None: every task, in one export
-    archived, tasks, records = [], 0, []  # (file, sha256) of each export page; tasks exported (counted, not kept)
-    for page in pages:
-        name, exported, sha = _archive(ws, client, project_id, page)
-        archived.append((name, sha))
-        tasks += len(exported)
-        records += [replace(r, project_id=project_id, export_file=name) for r in parse_export(exported, users)]
-    ignored = 0
-    if lead is not None:
-        kept = [r for r in records if not lead or r.reviewer == lead]
-        ignored = len(records) - len(kept)
-        records = [replace(r, ground_truth=True) for r in kept]
-    changed = [task for page in pages for task in page] if since else None  # None: the whole project
-    ws.replace_annotations(project_id, records, changed, **{mark: latest or since, "last_pull_at": now_utc()})
-    unreadable = unreadable_locations(records, ws.case)
-    custody.record(ws, "pull", outputs=archived, server=client.url,
+    tally = Tally(ws.case)
+
+    def annotations():
+        for page in pages:
+            name, exported, sha = _archive(ws, client, project_id, page)
+            records = [replace(r, project_id=project_id, export_file=name) for r in parse_export(exported, users)]
+            if lead is not None:
+                kept = [replace(r, ground_truth=True) for r in records if not lead or r.reviewer == lead]
+                tally.ignored += len(records) - len(kept)
+                records = kept
+            tally.add(name, sha, len(exported), records)
+            yield from records
+
+    ws.replace_annotations(project_id, annotations(), changed, **{mark: latest, "last_pull_at": now_utc()})
+    custody.record(ws, "pull", outputs=tally.archived, server=client.url,
                    label_studio_user=client.user.get("email"), project_id=project_id, full=not since,
-                   tasks=tasks, annotations=len(records),
-                   annotations_by=dict(Counter(r.reviewer for r in records)), lead=lead)
-    cannot = [r for r in records if any(item.get("from_name") == CANNOT_REVIEW for item in r.result)
-              and decode(r, ws.case).cannot_review]  # the merge's own reading of the answer
+                   tasks=tally.tasks, annotations=tally.annotations, annotations_by=dict(tally.by_reviewer), lead=lead)
     return PullResult(
-        export_files=[name for name, _ in archived], full=not since, tasks=tasks, annotations=len(records),
-        skipped=sum(r.was_cancelled for r in records) - sum(r.was_cancelled for r in cannot),
-        reviewers=len({r.reviewer_id for r in records}), cannot_review=len(cannot),
-        ignored=ignored, unreadable_locations=unreadable,
+        export_files=[name for name, _ in tally.archived], full=not since, tasks=tally.tasks,
+        annotations=tally.annotations, skipped=tally.skipped, reviewers=len(tally.reviewers),
+        cannot_review=tally.cannot_review, ignored=tally.ignored, unreadable_locations=tally.unreadable,
     )
+
+
+class Tally:
+    """What a pull reports of the annotations it stored, counted page by page (none of them kept)."""
+
+    def __init__(self, case: Any):
+        self.case = case
+        self.archived: list[tuple[str, str]] = []  # (file, sha256) of each export page
+        self.tasks = self.annotations = self.skipped = self.cannot_review = self.ignored = 0
+        self.reviewers: set[int | None] = set()
+        self.by_reviewer: Counter[str] = Counter()
+        self.unreadable: list[dict[str, Any]] = []
+
+    def add(self, export_file: str, sha256: str, tasks: int, records: list[Annotation]) -> None:
+        self.archived.append((export_file, sha256))
+        self.tasks += tasks
+        self.annotations += len(records)
+        self.reviewers.update(r.reviewer_id for r in records)
+        self.by_reviewer.update(r.reviewer for r in records)
+        cannot = [r for r in records if any(item.get("from_name") == CANNOT_REVIEW for item in r.result)
+                  and decode(r, self.case).cannot_review]  # the merge's own reading of the answer
+        self.cannot_review += len(cannot)
+        self.skipped += sum(r.was_cancelled for r in records) - sum(r.was_cancelled for r in cannot)  # a reason is not a skip
+        self.unreadable += unreadable_locations(records, self.case)
 
 
 def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: list[int] | None) -> tuple[str, list[dict], str]:
