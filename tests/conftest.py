@@ -192,3 +192,62 @@ def drop_projects(label_studio: dict, ws_root: Path) -> None:
     headers = {"Authorization": f"Token {label_studio['api_key']}"}
     for project in client.find_projects(Workspace.open(ws_root).id):
         httpx.delete(f"{label_studio['url']}/api/projects/{project['id']}", headers=headers, timeout=120).raise_for_status()
+
+
+# --- the CLI set-up that the integration modules share ------------------------------------------------
+
+
+def cli(env: dict, *args: str, code: int = 0):
+    """`verify ARGS` in this process with ``env``; fails the test (with verify's output) on another exit code."""
+    from click.testing import CliRunner
+
+    from verify.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == code, f"verify {' '.join(args)} → {result.exit_code}\n{result.output}"
+    return result
+
+
+def cli_env(label_studio: dict, ws: Path, **more) -> dict:
+    """The environment a CLI test gives verify: the session's Label Studio (or ``label_studio`` as a module
+    overrides it), its home, and the workspace ``ws``; ``more`` adds or overrides settings."""
+    return {"LABEL_STUDIO_URL": label_studio["url"], "LABEL_STUDIO_API_KEY": label_studio["api_key"],
+            "VERIFY_WORKSPACE": str(ws), "VERIFY_HOME": str(label_studio["home"]), **more}
+
+
+def cli_workspace(env: dict, footage: dict, videos: dict[str, str]) -> Path:
+    """`verify init` (the seed case), `verify ingest` of each fixture video ``videos`` names (name → case source)
+    and `verify frames`, through the CLI, into env's VERIFY_WORKSPACE; returns that folder."""
+    cli(env, "init", str(SEED_CASE))
+    for name, source in videos.items():
+        cli(env, "ingest", str(footage[name]), "--source", source)
+    cli(env, "frames")
+    return Path(env["VERIFY_WORKSPACE"])
+
+
+@pytest.fixture(scope="session")
+def extracted(footage, tmp_path_factory):
+    """``extracted(videos, dest)``: a workspace at ``dest`` as `cli_workspace` makes it for ``videos``, copied from
+    one made once per session for that set of videos (ingest and frame extraction are the costly part, and
+    modules that only need their result, not to watch them run, share it). Each copy gets its own workspace id,
+    so on the server it is another workspace, as a fresh `verify init` would be."""
+    import shutil
+    import uuid
+
+    from verify.workspace import Workspace
+
+    made: dict[tuple, Path] = {}
+
+    def copy(videos: dict[str, str], dest: Path) -> Path:
+        key = tuple(sorted(videos.items()))
+        if key not in made:
+            template = tmp_path_factory.mktemp("extracted") / "ws"
+            cli_workspace({"VERIFY_WORKSPACE": str(template)}, footage, videos)
+            made[key] = template
+        shutil.copytree(made[key], dest, symlinks=True)
+        ws = Workspace.open(dest)
+        with ws.transaction():
+            ws.set_meta("workspace_id", uuid.uuid4().hex[:12])
+        return dest
+
+    return copy

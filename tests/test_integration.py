@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from verify.cli import main
-from tests.conftest import SEED_CASE, SOURCES, personal_access_token, truth, user_token
+from tests.conftest import SOURCES, cli, cli_env, cli_workspace, personal_access_token, truth, user_token
 
 pytestmark = pytest.mark.integration
 
@@ -24,22 +22,18 @@ REVIEWERS = {"ana@desk.example": "ana-pass-2031x", "ben@desk.example": "ben-pass
 NOTE = '<script>alert("x")</script> the crowd is held back at the gate'
 
 
-def run(env: dict, *args: str, code: int = 0):
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == code, f"verify {' '.join(args)} → {result.exit_code}\n{result.output}"
-    return result
+run = cli  # `verify ARGS` in-process, exit code checked (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def loop(label_studio, footage, tmp_path_factory):
-    """init → ingest → frames → push (twice) → reviewers annotate → sync, through the CLI."""
-    ws = tmp_path_factory.mktemp("loop") / "ws"
-    env = {"LABEL_STUDIO_URL": label_studio["url"], "LABEL_STUDIO_API_KEY": label_studio["api_key"],
-           "VERIFY_WORKSPACE": str(ws), "VERIFY_HOME": str(label_studio["home"])}
-    run(env, "init", str(SEED_CASE))
-    for name, source in SOURCES.items():
-        run(env, "ingest", str(footage[name]), "--source", source)
-    run(env, "frames")
+def loop(label_studio, footage, extracted, tmp_path_factory):
+    """init → ingest → frames → push (twice) → reviewers annotate → sync, through the CLI.
+
+    init → ingest → frames is the session's copy (`extracted`: the same commands, run once for this module and
+    tests/test_postgres.py, which runs this loop again on PostgreSQL): what the loop proves is from the push on.
+    Running them from scratch is proved here too, by test_a_lost_workspace_finds_its_project_again_…"""
+    ws = extracted(SOURCES, tmp_path_factory.mktemp("loop") / "ws")
+    env = cli_env(label_studio, ws)
     first = run(env, "push")
     second = run(env, "push")
     admin = {"Authorization": f"Token {label_studio['api_key']}"}
@@ -362,10 +356,7 @@ def test_what_a_reviewer_can_see_of_the_others(loop, label_studio):
 def test_a_lost_workspace_finds_its_project_again_by_case_and_frame_keys(loop, footage, tmp_path):
     """The workspace is gone; rebuilt from the same evidence, it finds the project and imports nothing."""
     env = {**loop["env"], "VERIFY_WORKSPACE": str(tmp_path / "rebuilt")}
-    run(env, "init", str(SEED_CASE))
-    for name, source in SOURCES.items():
-        run(env, "ingest", str(footage[name]), "--source", source)
-    run(env, "frames")
+    cli_workspace(env, footage, SOURCES)  # from scratch, not the session's copy: the frame keys must come out the same
     pushed = run(env, "push")
     assert f"project {loop['project']} found again on the server by its case id and" in pushed.output
     assert "0 tasks imported" in pushed.output

@@ -103,16 +103,14 @@ def snapshots(label_studio, footage, tmp_path_factory):
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_killed_anywhere_in_a_stage_a_rerun_gives_the_same_result(snapshots, footage, label_studio, stage, tmp_path):
-    # how long the stage takes from this state, now (not in the fixture's first run, which may
-    # have paid one-time costs): the quicker of two uninterrupted runs on copies
-    runs = []
-    for attempt in range(2):
-        ws = tmp_path / f"calibrate{attempt}"
-        shutil.copytree(snapshots["before"][stage], ws)
-        start = time.monotonic()
-        assert _verify({**snapshots["env"], "VERIFY_WORKSPACE": str(ws)}, *_args(stage, footage)).returncode == 0
-        runs.append(time.monotonic() - start)
-    took = min(runs)
+    # how long the stage takes from this state: the quicker of two uninterrupted runs, the fixture's and one
+    # now on a copy (the fixture's may have paid one-time costs, or this one met a busy moment: the quicker
+    # of the two is the stage's time, as with two runs here, one run of the stage fewer)
+    ws = tmp_path / "calibrate"
+    shutil.copytree(snapshots["before"][stage], ws)
+    start = time.monotonic()
+    assert _verify({**snapshots["env"], "VERIFY_WORKSPACE": str(ws)}, *_args(stage, footage)).returncode == 0
+    took = min(time.monotonic() - start, snapshots["took"][stage])
     tried = []
     for point in range(POINTS):
         delay = took * (point + 0.5) / POINTS  # spread over the whole run, start-up included

@@ -21,12 +21,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from tests import ui
-from tests.conftest import SEED_CASE, truth, drop_projects
+from tests.conftest import SEED_CASE, cli, cli_env, cli_workspace, drop_projects, truth
 from verify.case import load_case
-from verify.cli import main
 from verify.labelstudio.config import CANNOT_REASONS, NOTES
 
 pytestmark = pytest.mark.integration
@@ -38,10 +36,7 @@ NOTE_BEN = "Bodies in the foreground, I stopped here"
 REASON = "graphic"
 
 
-def run(env: dict, *args: str):
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, f"verify {' '.join(args)} → {result.exit_code}\n{result.output}"
-    return result
+run = cli  # `verify ARGS` in-process, exit code checked (tests/conftest.py)
 
 
 def _claims() -> dict[str, str]:
@@ -139,11 +134,8 @@ def reviewed(label_studio, footage, tmp_path_factory):
     root = tmp_path_factory.mktemp("reviewer-ui")
     ws = root / "ws"
     url = label_studio["url"]
-    env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": label_studio["api_key"],
-           "VERIFY_WORKSPACE": str(ws), "VERIFY_HOME": str(label_studio["home"])}
-    run(env, "init", str(SEED_CASE))
-    run(env, "ingest", str(footage[VIDEO]), "--source", SOURCE)
-    run(env, "frames")
+    env = cli_env(label_studio, ws)
+    cli_workspace(env, footage, {VIDEO: SOURCE})
     run(env, "push", "--new-project")  # its own project: another module's reviewers may have filled the case's
     links = {}
     for email, password in (ANA, BEN):  # the link the coordinator hands to each reviewer

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import SEED_CASE, _free_port, drop_projects
+from tests.conftest import _free_port, cli, cli_env, cli_workspace, drop_projects
 from verify.cli import main
 from verify.workspace import Workspace
 
@@ -24,10 +24,7 @@ REVIEWER = ("sam@desk.example", "sam-pass-5521q")
 PREFIX = "desk/spin-boldak"
 
 
-def run(env: dict, *args: str, code: int = 0):
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == code, f"verify {' '.join(args)} → {result.exit_code}\n{result.output}"
-    return result
+run = cli  # `verify ARGS` in-process, exit code checked (tests/conftest.py)
 
 
 def s3_env(s3: dict, **changes: str) -> dict:
@@ -57,11 +54,8 @@ def bucket(s3: dict):
 def pushed(label_studio, s3_server, footage, tmp_path_factory):
     """One video's frames pushed twice with --images s3 through the CLI."""
     ws_dir = tmp_path_factory.mktemp("s3push") / "ws"
-    env = {"LABEL_STUDIO_URL": label_studio["url"], "LABEL_STUDIO_API_KEY": label_studio["api_key"],
-           "VERIFY_WORKSPACE": str(ws_dir), "VERIFY_HOME": str(label_studio["home"]), **s3_env(s3_server)}
-    run(env, "init", str(SEED_CASE))
-    run(env, "ingest", str(footage["militants_at_gate"]), "--source", "militants-at-gate")
-    run(env, "frames")
+    env = cli_env(label_studio, ws_dir, **s3_env(s3_server))
+    cli_workspace(env, footage, {"militants_at_gate": "militants-at-gate"})
     listed_before = bucket(s3_server).list_objects_v2(Bucket=s3_server["bucket"], Prefix=PREFIX + "/").get("Contents", [])
     first = run(env, "push", "--images", "s3", "--new-project")  # its own project: other modules push the same fixtures
     objects_after_first = {o["Key"]: o for o in bucket(s3_server).list_objects_v2(
