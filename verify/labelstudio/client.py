@@ -22,7 +22,7 @@ from label_studio_sdk.label_interface import LabelInterface
 from verify.errors import AuthError, ProjectMissing, ServerError
 
 NO_RETRY = {"max_retries": 0}
-IMPORT_BATCH = 2000
+IMPORT_BATCH = 5000  # tasks per import request: 20 at 100,000 frames (each request costs the server ~0.2 s beyond its tasks)
 UPLOAD_BATCH = 100  # files per upload request: Label Studio's limit
 LIST_PAGE = 1000  # tasks per listing page
 
