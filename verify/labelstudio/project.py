@@ -329,8 +329,8 @@ def frames_served(ws: Workspace, client: LabelStudioClient, project_id: int, fra
     """Make the frames reachable by the server; yield (key → URL, how) for the tasks to be imported.
 
     "upload" sends them first; "s3" puts them in the bucket first and attaches it as an S3 storage;
-    "local" hard-links them under the files root (and attaches the storage) in the background while
-    the body imports the tasks.
+    "local" attaches the folder under the files root as a local-files storage, then hard-links the frames
+    into it in the background while the body imports the tasks.
     """
     if mode == "upload":
         urls, uploaded = upload_frames(ws, client, project_id, frames)
@@ -341,10 +341,14 @@ def frames_served(ws: Workspace, client: LabelStudioClient, project_id: int, fra
         yield urls, f"S3 {where} ({uploaded} new)"
         return
     folder, urls = frame_urls(ws, frames, files_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    # the storage first, on its own: made while an import runs, it made each import twice as slow on SQLite
+    # (the two writes wait on the database's lock; measured at 10,000 frames: 3.6-4.0 s alone, 7.9-8.1 s)
+    client.ensure_local_storage(project_id, str(folder))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        serving = pool.submit(lambda: (link_frames(ws.root, frames, folder), client.ensure_local_storage(project_id, str(folder))))
+        linking = pool.submit(link_frames, ws.root, frames, folder)  # files only: beside the imports
         yield urls, f"local files under {folder}"
-        serving.result()
+        linking.result()
 
 
 def frame_urls(ws: Workspace, frames: list[Frame], files_root: Path) -> tuple[Path, dict[str, str]]:
