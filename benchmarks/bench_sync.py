@@ -163,7 +163,7 @@ def _servers(m: dict, verify_cpu: float | None = None) -> str:
     return f"[{mine}Label Studio CPU {m['ls']:5.2f} s{database}]"
 
 
-def main(n: int, port: int, database: str, images: str, rounds: int = 2) -> None:
+def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_push: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="verify-bench-sync-"))
     os.environ["VERIFY_HOME"] = str(tmp / "home")
     base = tmp / "home" / "label-studio"
@@ -224,6 +224,15 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 2) -> None
         print(f"push {n} new frames:        {took['wall']:7.2f} s {_servers(took, took['cpu'])}\n"
               f"  raw import (plain HTTP):   {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20)",
               flush=True)
+
+        if only_push:  # --only-push: the pushes alone (at 100,000 frames the pulls take most of an hour)
+            here.send(None)
+            peak = here.recv()
+            process.join(60)
+            print(f"verify's peak memory:       {peak:7.0f} MB (its worker process's ru_maxrss); {baseline:.0f} MB before any work")
+            print(f"summary: frames={n} database={database} images={images} push={ratios['push']:.2f} peak={peak:.0f}MB",
+                  flush=True)
+            return
 
         # 2. re-push with nothing new against one minimal listing (alternating; best of three)
         project = took["value"]["project"]
@@ -368,5 +377,6 @@ if __name__ == "__main__":
     parser.add_argument("--images", choices=("local", "upload", "s3"), default="local")
     parser.add_argument("--rounds", type=int, default=2,
                         help="best of this many pushes, raw imports, pulls and exports (re-push: one more); 1 at 100,000 frames")
+    parser.add_argument("--only-push", action="store_true", help="measure the pushes only (no re-push, no pulls)")
     args = parser.parse_args()
-    main(args.frames, args.port, args.database, args.images, max(1, args.rounds))
+    main(args.frames, args.port, args.database, args.images, max(1, args.rounds), args.only_push)

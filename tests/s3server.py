@@ -32,10 +32,27 @@ def weed_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_port(taken: set[int]) -> int:
+    """A free loopback port below the kernel's ephemeral range: `weed` binds its eight ports one after another
+    while its parts already connect to each other, and a port picked from the ephemeral range (bind to 0) can
+    meanwhile become one of those connections' source port ("bind: address already in use", seen in CI)."""
+    import random
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    while True:
+        port = random.randrange(10000, max(low, 10001))
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
 
 
 @contextmanager
@@ -54,22 +71,31 @@ def running(directory: Path, bucket: str = BUCKET, timeout: float = 60) -> Itera
         "name": "verify-tests", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
     os.chmod(config, 0o600)
-    ports = {name: _free_port() for name in ("master", "master_grpc", "volume", "volume_grpc",
-                                             "filer", "filer_grpc", "s3", "s3_grpc")}
-    command = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
-               "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
-               f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
-               "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
-               "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
-               "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}", "-master.telemetry=false"]
-    log = directory / "weed.log"
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+    for attempt in range(3):  # a port taken meanwhile by another program: again, with other ports
+        taken: set[int] = set()
+        ports = {name: _free_port(taken) for name in ("master", "master_grpc", "volume", "volume_grpc",
+                                                      "filer", "filer_grpc", "s3", "s3_grpc")}
+        command = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                   f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
+                   "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
+                   f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
+                   "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
+                   "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
+                   "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}", "-master.telemetry=false"]
+        log = directory / "weed.log"
+        endpoint = f"http://127.0.0.1:{ports['s3']}"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        try:
+            _wait_and_create_bucket(process, endpoint, access_key, secret_key, bucket, log, timeout)
+            break
+        except RuntimeError:
+            if attempt == 2 or "address already in use" not in log.read_text(errors="replace"):
+                raise
+            shutil.rmtree(data)
+            data.mkdir()
     try:
-        _wait_and_create_bucket(process, endpoint, access_key, secret_key, bucket, log, timeout)
         yield {"endpoint": endpoint, "access_key": access_key, "secret_key": secret_key, "bucket": bucket,
                "region": REGION, "log": log, "directory": directory}
     finally:
