@@ -6,7 +6,6 @@ import json
 import logging
 from contextlib import closing
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -66,9 +65,11 @@ def ingested(workspace, footage):
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range: Label Studio binds it some 40 s later, and meanwhile a port from
+    that range can become the source port of one of the session's own connections (tests/s3server.py)."""
+    from tests.s3server import free_port
+
+    return free_port(set())
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def weed_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
-def _free_port(taken: set[int]) -> int:
+def free_port(taken: set[int]) -> int:
     """A free loopback port below the kernel's ephemeral range: `weed` binds its eight ports one after another
     while its parts already connect to each other, and a port picked from the ephemeral range (bind to 0) can
     meanwhile become one of those connections' source port ("bind: address already in use", seen in CI)."""
@@ -73,7 +73,7 @@ def running(directory: Path, bucket: str = BUCKET, timeout: float = 60) -> Itera
     os.chmod(config, 0o600)
     for attempt in range(3):  # a port taken meanwhile by another program: again, with other ports
         taken: set[int] = set()
-        ports = {name: _free_port(taken) for name in ("master", "master_grpc", "volume", "volume_grpc",
+        ports = {name: free_port(taken) for name in ("master", "master_grpc", "volume", "volume_grpc",
                                                       "filer", "filer_grpc", "s3", "s3_grpc")}
         command = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                    f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
