@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 # Only what a sync imports is imported here: the worker process (spawned) imports this module again, and its
 # baseline memory should be verify's, not the footage generator's (the media stages are imported in workspace_with).
 from verify.labelstudio import server  # noqa: E402
-from verify.labelstudio.client import LabelStudioClient  # noqa: E402
+from verify.labelstudio.client import LabelStudioClient, batched  # noqa: E402
 from verify.labelstudio.project import build_task, frame_urls, link_frames  # noqa: E402
 from verify.workspace import Workspace  # noqa: E402
 
@@ -310,7 +310,7 @@ def _raw_import(url: str, api_key: str, project: int, tasks: list[dict], size: i
 
     ids: list[int] = []
     with httpx.Client(headers={"Authorization": f"Token {api_key}"}, timeout=3600) as web:
-        for batch in _batches(tasks, size):
+        for batch in batched(tasks, size):
             answer = web.post(f"{url}/api/projects/{project}/import", params={"return_task_ids": "true"},
                               content=json.dumps(batch, ensure_ascii=False).encode(), headers={"Content-Type": "application/json"})
             answer.raise_for_status()
@@ -349,11 +349,6 @@ def _postmaster(creds: dict) -> int | None:
         return int((Path(data) / "postmaster.pid").read_text().split()[0]) if data else None
     except (FileNotFoundError, ValueError, IndexError):
         return None
-
-
-def _batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _stop(base: Path) -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import SEED_CASE, drop_projects
+from tests.conftest import cli, cli_env, cli_workspace, drop_projects
 from verify.cli import main
 from verify.media.context import OFFSETS_MS, ContextParams, columns, select, shown, video_strips
 
@@ -165,22 +165,16 @@ def test_a_task_always_carries_the_context_field_empty_without_a_strip():
 # --- against a real Label Studio ----------------------------------------------------------------
 
 
-def _run(env: dict, *args: str):
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, f"verify {' '.join(args)} → {result.exit_code}\n{result.output}"
-    return result.output
+def _run(env: dict, *args: str) -> str:
+    return cli(env, *args).output
 
 
 @pytest.fixture(scope="module")
 def pushed(label_studio, footage, tmp_path_factory):
     """Two sources ingested and extracted, pushed through the CLI (strips made on the way)."""
     ws = tmp_path_factory.mktemp("context") / "ws"
-    env = {"LABEL_STUDIO_URL": label_studio["url"], "LABEL_STUDIO_API_KEY": label_studio["api_key"],
-           "VERIFY_WORKSPACE": str(ws), "VERIFY_HOME": str(label_studio["home"])}
-    _run(env, "init", str(SEED_CASE))
-    _run(env, "ingest", str(footage["militants_at_gate"]), "--source", "militants-at-gate")
-    _run(env, "ingest", str(footage["civilians_refused_vertical"]), "--source", "civilians-refused")
-    _run(env, "frames")
+    env = cli_env(label_studio, ws)
+    cli_workspace(env, footage, {"militants_at_gate": "militants-at-gate", "civilians_refused_vertical": "civilians-refused"})
     yield {"env": env, "ws": ws, "url": label_studio["url"], "headers": {"Authorization": f"Token {label_studio['api_key']}"},
             "first": _run(env, "push", "--new-project")}  # its own project: other modules push the same fixtures
     drop_projects(label_studio, ws)
