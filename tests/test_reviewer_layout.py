@@ -23,6 +23,7 @@ from verify.labelstudio.connect import add_reviewer
 from verify.labelstudio.project import build_task
 from verify.labelstudio.project import label_stream_url
 from verify.records import Context, Frame, Video
+from tests import ui
 from tests.conftest import SEED_CASE
 
 pytestmark = pytest.mark.integration
@@ -191,7 +192,7 @@ def test_portrait_graphic_frame_has_tools_and_questions_in_view_and_is_blurred_u
     first_claim = seen[WINDOWS[0]]["claims"][0]["text"]
     page.locator(".verify-claim", has_text=first_claim).locator("label.lsf-choice__checkbox", has_text="Supports").click()
     page.screenshot(path=str(SHOTS / "layout-portrait-revealed-with-box.png"))
-    page.locator("[data-testid=bottombar-submit-button]").click()
+    ui.submit_stored(page)
     page.wait_for_function("() => (document.querySelector('.verify-head') || {innerText: ''}).innerText.includes('Taliban flag hoisted')")
 
     [task] = [t for t in json.loads(stream["client"].export_json(stream["project"], [stream["tasks"][0]]))]
@@ -216,9 +217,7 @@ def test_landscape_frame_has_tools_and_questions_in_view_and_is_not_blurred(stre
 
     # "cannot review" with a reason: the reviewer reads the reason, the annotation stores its key
     page.locator(".verify-cannot label.lsf-choice__checkbox", has_text="Not relevant to any claim").click()
-    page.locator("[data-testid=bottombar-submit-button]").click()
-    page.wait_for_function("() => !document.querySelector('.verify-head') || "
-                           "!document.querySelector('.verify-head').innerText.includes('Taliban flag hoisted')")
+    ui.submit_stored(page)
     [task] = json.loads(stream["client"].export_json(stream["project"], [stream["tasks"][1]]))
     [annotation] = task["annotations"]
     assert {r["from_name"]: r["value"] for r in annotation["result"]}["cannot_review"] == {"choices": ["not_relevant"]}

@@ -150,8 +150,17 @@ def regions(page: Page) -> list[str]:
 
 def submit(page: Page, before: str) -> None:
     """Submit, then wait until the stream shows another frame or its end."""
-    page.locator("[data-testid=bottombar-submit-button]").click()
+    submit_stored(page)
     _next(page, before, "submitting")
+
+
+def submit_stored(page: Page) -> None:
+    """Submit and wait until Label Studio has stored the annotation: the page may move on before the POST is answered."""
+    def stored(response) -> bool:
+        return response.request.method == "POST" and "/annotations" in response.url
+    with page.expect_response(stored, timeout=60_000) as answer:
+        page.locator("[data-testid=bottombar-submit-button]").click()
+    assert answer.value.ok, (answer.value.status, answer.value.url)
 
 
 def skip(page: Page, before: str) -> None:
