@@ -46,7 +46,13 @@ def disputed(label_studio, footage, tmp_path_factory):
     from verify.media.frames import extract
     from verify.media.ingest import ingest
 
-    ws = pipeline.init(tmp_path_factory.mktemp("dispute") / "ws", SEED_CASE)
+    # the seed case under its own id: adjudication finds a case's earlier adjudication project by its frames, and
+    # other modules adjudicate the same fixtures on the same server
+    here = tmp_path_factory.mktemp("dispute")
+    case = here / "case.yaml"
+    case.write_text(SEED_CASE.read_text().replace("\nid: spin-boldak-2021\n", "\nid: spin-boldak-2021-dispute\n", 1))
+    assert "spin-boldak-2021-dispute" in case.read_text()
+    ws = pipeline.init(here / "ws", case)
     [ingested] = ingest(ws, [footage["militants_at_gate"]], source_id="militants-at-gate")
     assert ingested.ok, ingested.message
     extract(ws)
