@@ -37,7 +37,7 @@ import httpx
 from label_studio_sdk.core.api_error import ApiError
 
 from verify.errors import ServerError
-from verify.labelstudio.client import UPLOAD_BATCH, LabelStudioClient, batched
+from verify.labelstudio.client import UPLOAD_BATCH, LabelStudioClient, TaskJSON, batched
 
 SERVER_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # Label Studio's timestamps (exports, Datetime filters)
 RELEASE = "1.23.2"
@@ -181,7 +181,9 @@ class FakeLabelStudio:
                     keys.setdefault(key, task["id"])
             return keys
 
-    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int] | None:
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]] | TaskJSON) -> list[int] | None:
+        if isinstance(tasks, TaskJSON):  # as the real client posts it
+            tasks = json.loads(tasks.body)
         with self._lock:
             self._count("import_tasks")
             fault = self._import_faults.pop(self.calls["import_tasks"], None)

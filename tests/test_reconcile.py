@@ -23,10 +23,10 @@ from tests.conftest import DATA, SEED_CASE, SOURCES
 from tests.fake_labelstudio import FakeLabelStudio
 from verify import pipeline, terminal
 from verify.errors import AuthError, ProjectMissing, ServerError, VerifyError
-from verify.labelstudio import project as project_module
+from verify.labelstudio import client as client_module
 from verify.labelstudio import pull as pull_module
 from verify.labelstudio import push as push_module
-from verify.labelstudio.client import LabelStudioClient, batched
+from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.pull import pull
 from verify.labelstudio.push import push
 from verify.workspace import Workspace
@@ -164,13 +164,13 @@ def test_a_first_push_imports_each_frame_once_and_a_second_push_imports_nothing(
     project = server.project(first.project_id)
     assert project["maximum_annotations"] == ws.case.review.reviewers_per_frame
     assert all(t["data"]["image"].startswith(f"/data/upload/{first.project_id}/") for t in server.tasks_of(first.project_id))
-    assert (server.calls["import_tasks"], server.calls["task_keys"], server.upload_requests) == (1, 1, 1)
+    assert (server.calls["import_tasks"], server.calls["task_keys"], server.upload_requests) == (1, 0, 1)  # a project made just now is not listed
 
     second = _push(ws, server)
     assert (second.project_id, second.created_project, second.imported, second.already_there) == (
         first.project_id, False, 0, wanted)
     assert server.calls["import_tasks"] == 1, "the second push sent an import"
-    assert server.calls["task_keys"] == 2 and server.upload_requests == 1  # one listing; no image uploaded twice
+    assert server.calls["task_keys"] == 1 and server.upload_requests == 1  # one listing; no image uploaded twice
     assert server.calls["create_project"] == 1
     _assert_converged(ws, server, first.project_id, wanted)
 
@@ -182,7 +182,7 @@ def test_an_import_stored_but_answered_with_an_error_is_listed_again_not_repeate
     wanted = result.frames - result.skipped_duplicates
     assert result.imported == wanted
     assert server.calls["import_tasks"] == 1, "an import whose outcome was unclear was sent again"
-    assert server.calls["task_keys"] == 2  # the first listing, and one after the unclear answer
+    assert server.calls["task_keys"] == 1  # one listing after the unclear answer (the new project was not listed first)
     _assert_converged(ws, server, result.project_id, wanted)
     again = _push(ws, server)
     assert (again.imported, again.already_there, server.calls["import_tasks"]) == (0, wanted, 1)
@@ -195,7 +195,7 @@ def test_an_import_that_failed_before_storing_surfaces_and_a_rerun_imports_every
     assert type(failed.value) is ServerError  # not a ProjectMissing or AuthError
     [project_id] = server.projects()
     assert server.tasks_of(project_id) == [] and ws.tasks() == {}
-    assert server.calls["task_keys"] == 2  # listed again to learn the outcome, found nothing stored
+    assert server.calls["task_keys"] == 1  # listed to learn the outcome, found nothing stored
     again = _push(ws, server)
     assert again.project_id == project_id and not again.created_project
     assert again.imported == again.frames - again.skipped_duplicates and again.already_there == 0
@@ -208,16 +208,25 @@ def test_an_import_stored_without_task_ids_is_listed_again_for_its_keys(ws, serv
     result = _push(ws, server)
     wanted = result.frames - result.skipped_duplicates
     assert result.imported == wanted
-    assert (server.calls["import_tasks"], server.calls["task_keys"]) == (1, 2)
+    assert (server.calls["import_tasks"], server.calls["task_keys"]) == (1, 1)  # listed for the keys only
     _assert_converged(ws, server, result.project_id, wanted)
 
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    """Imports in batches of 3 tasks, in the module that imports (patching client.IMPORT_BATCH would
-    do nothing: ``batched`` binds its default size when it is defined)."""
-    monkeypatch.setattr(project_module, "batched", lambda items, size=3: batched(items, size))
+    """Imports in batches of 3 tasks (IMPORT_BATCH is read at call time; the first batch is no bigger)."""
+    monkeypatch.setattr(client_module, "IMPORT_BATCH", 3)
     return 3
+
+
+def test_imports_start_with_a_small_request_then_take_whole_batches(monkeypatch):
+    items = list(range(12_000))
+    monkeypatch.setattr(client_module, "IMPORT_BATCH", 5000)  # the server starts on 1,000 while 5,000 are built
+    assert [len(b) for b in client_module.import_batches(items)] == [1000, 5000, 5000, 1000]
+    assert [i for b in client_module.import_batches(items) for i in b] == items  # each once, in order
+    monkeypatch.setattr(client_module, "IMPORT_BATCH", 3)  # never a first request bigger than a batch
+    assert [len(b) for b in client_module.import_batches(items[:7])] == [3, 3, 1]
+    assert client_module.import_batches([]) == []
 
 
 def test_a_partial_import_stopped_by_an_error_before_storing_is_completed_by_a_rerun(ws, server, small_batches):
@@ -242,7 +251,7 @@ def test_a_batch_stored_but_answered_with_an_error_does_not_stop_the_next_batche
     wanted = result.frames - result.skipped_duplicates
     batches = -(-wanted // small_batches)
     assert result.imported == wanted and len(server.import_sizes) == batches == server.calls["import_tasks"]
-    assert server.calls["task_keys"] == 2
+    assert server.calls["task_keys"] == 1  # after the unclear answer only
     _assert_converged(ws, server, result.project_id, wanted)
 
 

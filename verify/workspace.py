@@ -16,6 +16,7 @@ keeps two verify processes from writing the same workspace at once.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import itertools
@@ -410,11 +411,13 @@ class Workspace:
     def frames(self, video_sha256: str | None = None, fingerprints: bool = True) -> list[Frame]:
         """Every frame (of one video), by video and time; ``fingerprints=False`` leaves out the re-upload
         fingerprints (a third of a frame's memory), for stages that do not match re-uploads."""
+        columns = ", ".join(FRAME_COLUMNS if fingerprints else FRAME_COLUMNS[:-1])
         if video_sha256:
-            rows = self.db.execute("SELECT * FROM frames WHERE video_sha256 = ? ORDER BY t_ms", (video_sha256,))
+            rows = self.db.execute(f"SELECT {columns} FROM frames WHERE video_sha256 = ? ORDER BY t_ms", (video_sha256,))
         else:
-            rows = self.db.execute("SELECT * FROM frames ORDER BY video_sha256, t_ms")
-        return [_frame(row, fingerprints) for row in rows]
+            rows = self.db.execute(f"SELECT {columns} FROM frames ORDER BY video_sha256, t_ms")
+        rows.row_factory = None  # plain tuples, in the record's field order: a third faster than named rows at 100,000
+        return [_frame(values) for values in rows]
 
     def record_frames(self, video_sha256: str, frames: list[Frame], status: str, note: str | None,
                       metadata: dict[str, Any]) -> None:
@@ -694,9 +697,15 @@ def _video(row: sqlite3.Row) -> Video:
     return Video(**{**dict(row), "metadata": json.loads(row["metadata"]), "provenance": json.loads(row["provenance"])})
 
 
-def _frame(row: sqlite3.Row, fingerprint: bool = True) -> Frame:
-    return Frame(**{**dict(row), "extractor": _extractor(row["extractor"]), "video_sha256": sys.intern(row["video_sha256"]),
-                    **({} if fingerprint else {"fingerprint": None})})
+FRAME_COLUMNS = tuple(f.name for f in dataclasses.fields(Frame))  # the frames table's columns, named as the record's
+EXTRACTOR = FRAME_COLUMNS.index("extractor")
+
+
+def _frame(values: tuple) -> Frame:
+    """A frame from its column values in ``FRAME_COLUMNS`` order (the fingerprint may be left out)."""
+    key, video_sha256, *rest = values
+    rest[EXTRACTOR - 2] = _extractor(rest[EXTRACTOR - 2])
+    return Frame(key, sys.intern(video_sha256), *rest)
 
 
 @functools.lru_cache(maxsize=256)

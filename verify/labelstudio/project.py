@@ -24,7 +24,8 @@ from urllib.parse import quote
 from verify.case import Case
 from verify.clock import timestamp
 from verify.errors import OptionError, ProjectMissing, ServerError
-from verify.labelstudio.client import UPLOAD_BATCH, LabelStudioClient, batched, validate_config
+from verify.labelstudio.client import (UPLOAD_BATCH, LabelStudioClient, TaskJSON, batched, encode_tasks, import_batches,
+                                      validate_config)
 from verify.labelstudio.config import BEARS, GRAPHIC_WARNING, bears_field, build_config, check_config, instructions_html
 from verify.labelstudio import objects
 from verify.media.context import header as context_header
@@ -42,26 +43,36 @@ def label_stream_url(server_url: str, project_id: int) -> str:
 
 
 def build_task(frame: Frame, video: Video, image_url: str, workspace_id: str, context: Context | None = None,
-               context_url: str | None = None, claims: Sequence[str] = ()) -> dict[str, Any]:
+               context_url: str | None = None, claims: Sequence[str] = (), shared: dict[str, Any] | None = None,
+               ) -> dict[str, Any]:
     """The Label Studio task for one frame (pure); with ``context`` (served at ``context_url``), the strip of the
     pictures around it, and what that strip shows. ``claims``: the case's claim ids, each given its (empty or
-    filled) "bears" field, as the labeling config reads one per claim."""
-    prov = video.provenance
-    bits = [prov.get("title") or prov["source_id"], prov.get("platform"), f"{prov.get('side', 'unknown')} side",
-            f"uploader {prov.get('uploader') or 'unknown'}", f"posted {prov.get('posted_at') or 'date unknown'}"]
+    filled) "bears" field, as the labeling config reads one per claim. ``shared``: ``video_fields(video, claims)``,
+    made once per video when many tasks are built."""
     return {
         "data": {
             "image": image_url,
             "frame_key": frame.key,
-            "provenance": "Source: " + " · ".join(b for b in bits if b),
             "timestamp": f"{_where(frame)} · video sha256 {video.sha256[:16]}",
-            "source_id": prov["source_id"],
-            "video_sha256": video.sha256,
             "t_ms": frame.t_ms,
+            **(shared if shared is not None else video_fields(video, claims)),
             **context_fields(context, context_url),
-            **reviewer_fields(video, claims),
         },
         "meta": {"verify_key": frame.key, "verify_workspace": workspace_id},
+    }
+
+
+def video_fields(video: Video, claims: Sequence[str] = ()) -> dict[str, Any]:
+    """The task fields every frame of a video shares (pure): its source line, ids and what the reviewer's page
+    keys on (``reviewer_fields``)."""
+    prov = video.provenance
+    bits = [prov.get("title") or prov["source_id"], prov.get("platform"), f"{prov.get('side', 'unknown')} side",
+            f"uploader {prov.get('uploader') or 'unknown'}", f"posted {prov.get('posted_at') or 'date unknown'}"]
+    return {
+        "provenance": "Source: " + " · ".join(b for b in bits if b),
+        "source_id": prov["source_id"],
+        "video_sha256": video.sha256,
+        **reviewer_fields(video, claims),
     }
 
 
@@ -211,21 +222,27 @@ def recover_project(ws: Workspace, client: LabelStudioClient, role: Role) -> tup
 def import_missing(
     client: LabelStudioClient, project_id: int, frames: list[Frame],
     make_task: Callable[[Frame], dict[str, Any]], progress: Callable[[int], None] | None = None,
+    existing: dict[str, int] | None = None,
 ) -> tuple[dict[str, int], int]:
     """Import the frames that are not yet tasks of the project; return (key → task id, number imported).
 
+    ``existing``: the project's tasks when known without listing them (``{}`` for a project made just now).
     Imports go in batches with the SDK's retries off; when an import's outcome is unclear the
     project is listed again, and only a batch that is really missing makes it fail.
     """
-    existing = client.task_keys(project_id)
+    existing = client.task_keys(project_id) if existing is None else dict(existing)
     missing = [f for f in frames if f.key not in existing]
-    batches = list(batched(missing))
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the next batch's tasks are built while the server stores this one
-        ahead = pool.submit(lambda b: [make_task(f) for f in b], batches[0]) if batches else None
+    batches = import_batches(missing)
+
+    def encoded(batch: list[Frame]) -> TaskJSON:
+        return encode_tasks([make_task(f) for f in batch])
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the next batch is built and encoded while the server stores this one
+        ahead = pool.submit(encoded, batches[0]) if batches else None
         for i, batch in enumerate(batches):
             tasks = ahead.result()
             if i + 1 < len(batches):
-                ahead = pool.submit(lambda b: [make_task(f) for f in b], batches[i + 1])
+                ahead = pool.submit(encoded, batches[i + 1])
             try:
                 ids = client.import_tasks(project_id, tasks)
             except ServerError:

@@ -15,7 +15,7 @@ from verify import custody
 from verify.errors import VerifyError
 from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.project import (build_task, ensure_project, frames_served, image_mode, import_missing,
-                                       label_stream_url, shows_strips, strips_of)
+                                       label_stream_url, shows_strips, strips_of, video_fields)
 from verify.workspace import Workspace
 
 
@@ -65,6 +65,7 @@ def push(
     wanted = [f for f in frames if include_duplicates or not f.duplicate_of]
     workspace_id = ws.id
     claim_ids = [c.id for c in ws.case.claims]
+    shared = {sha: video_fields(video, claim_ids) for sha, video in videos.items()}
     tasked = ws.tasks()  # of the project found or made just now
     strips = strips_of(ws, [f.key for f in wanted if f.key not in tasked]) if context else {}
     shown: dict[str, str] = {}
@@ -74,10 +75,10 @@ def push(
         if strip:
             shown[f.key] = strip.key
         return build_task(f, videos[f.video_sha256], urls[f.key], workspace_id, strip, urls.get(strip.key) if strip else None,
-                          claims=claim_ids)
+                          shared=shared[f.video_sha256])
 
     with frames_served(ws, client, project_id, [*wanted, *strips.values()], mode, files_root) as (urls, how):
-        existing, imported = import_missing(client, project_id, wanted, make_task, progress)
+        existing, imported = import_missing(client, project_id, wanted, make_task, progress, existing={} if created else None)
     ws.record_context_tasks(project_id, {key: strip for key, strip in shown.items() if key in existing})
     adjudication = int(ws.get_meta("adjudication_project_id") or 0)
     ws.record_tasks(project_id, {f.key: existing[f.key] for f in frames if f.key in existing},
