@@ -1,7 +1,8 @@
 """Sync speed and memory against raw Label Studio calls, measured in one run against the same server.
 
     .venv/bin/python benchmarks/bench_sync.py [--frames 10000] [--database sqlite|postgresql]
-                                              [--images local|upload|s3] [--port 8391]
+                                              [--images local|upload|s3] [--port 8391] [--rounds 2]
+                                              [--only-push | --only-pull]
 
 Starts its own Label Studio (verify.server; SQLite, or PostgreSQL in a cluster verify creates; a
 temporary home) and, for ``--images s3``, its own SeaweedFS S3 server on loopback (as the tests
@@ -21,6 +22,9 @@ meanwhile, read from /proc:
 3. full pull of N annotated tasks, against one raw JSON export of the same project (best of two);
 4. incremental pull after 10 annotations were edited (target: under 1 s);
 5. verify's peak memory (target: 500 MB).
+
+At 100,000 frames a whole run takes about 40 minutes: ``--only-push`` measures steps 1 and 5,
+``--only-pull`` steps 3 (verify's full pull alone: the raw export takes 12 minutes), 4 and 5.
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ def worker(conn, ws_root: str, url: str, api_key: str, files_root: str | None, i
             summary = {"project": result.project_id, "imported": result.imported, "images": result.images}
         elif command.startswith("adopt:"):  # the annotated project becomes the workspace's
             project = int(command.split(":")[1])
-            ws.update_meta(project_id=str(project))
+            ws.update_meta(project_id=str(project), server_url=client.url)
             ws.record_tasks(project, client.task_keys(project))
             summary = {}
         else:
@@ -163,7 +167,8 @@ def _servers(m: dict, verify_cpu: float | None = None) -> str:
     return f"[{mine}Label Studio CPU {m['ls']:5.2f} s{database}]"
 
 
-def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_push: bool = False) -> None:
+def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_push: bool = False,
+         only_pull: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="verify-bench-sync-"))
     os.environ["VERIFY_HOME"] = str(tmp / "home")
     base = tmp / "home" / "label-studio"
@@ -206,25 +211,14 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_pu
 
         print(f"{len(frames)} frames, Label Studio {client.version()}", flush=True)
 
-        # 1. push against one raw import of the same task JSON (each into a new project; alternating, best of two)
-        first = verify_step("push-new")
-        print(f"first push (serves the frames: {first['value']['images']}): {first['wall']:6.2f} s "
-              f"{_servers(first, first['cpu'])}", flush=True)
         claims = [c.id for c in ws.case.claims]  # the same task JSON verify's push sends (its "bears" fields too)
-        tasks = [build_task(f, video, url, ws.id, claims=claims) for f, url in zip(frames, _urls(ws, frames, images, state, first))]
-        raws, pushes = [], [first]
-        for round_ in range(rounds):
-            raw_project = client.ls.projects.create(title=f"raw import {round_}", label_config=_config(ws)).id
-            raws.append(meter(lambda p=raw_project, t=tasks: _raw_import(state.url, creds["api_key"], p, t)))
-            if round_ < rounds - 1:
-                pushes.append(verify_step("push-new"))
-        raw, took = min(raws, key=lambda m: m["wall"]), min(pushes, key=lambda m: m["wall"])
-        assert took["value"]["imported"] == len(frames), took
-        ratios = {"push": took["wall"] / raw["wall"]}
-        print(f"push {n} new frames:        {took['wall']:7.2f} s {_servers(took, took['cpu'])}\n"
-              f"  raw import (plain HTTP):   {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20)",
-              flush=True)
-
+        ratios: dict[str, float] = {}
+        took = again = None
+        if only_pull:  # --only-pull: no pushes; the annotated project below is imported raw
+            tasks = [build_task(f, video, url, ws.id, claims=claims) for f, url in zip(frames, _urls(ws, frames, images, state, {}))]
+        else:
+            took, again, tasks = _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, verify_step, rounds,
+                                         ratios)
         if only_push:  # --only-push: the pushes alone (at 100,000 frames the pulls take most of an hour)
             here.send(None)
             peak = here.recv()
@@ -234,21 +228,7 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_pu
                   flush=True)
             return
 
-        # 2. re-push with nothing new against one minimal listing (alternating; best of three)
-        project = took["value"]["project"]
-        listings, repushes = [], []
-        for _ in range(rounds + 1):
-            listings.append(meter(lambda: _listing(state.url, creds["api_key"], project)))
-            repushes.append(verify_step("push"))
-        listing, again = min(listings, key=lambda m: m["wall"]), min(repushes, key=lambda m: m["wall"])
-        assert again["value"]["imported"] == 0 and len(listing["value"]) == len(frames)
-        ratios["re-push"] = again["wall"] / listing["wall"]
-        print(f"re-push, nothing new:       {again['wall']:7.2f} s {_servers(again, again['cpu'])}, "
-              f"{again['value']['imported']} imported, images: {again['value']['images']}\n"
-              f"  one minimal listing:       {listing['wall']:7.2f} s {_servers(listing)}   ratio {ratios['re-push']:.2f} "
-              f"(target ≤ 1.20)", flush=True)
-
-        # 3. full pull of annotated tasks against one raw export of the same project
+        # 3. full pull of annotated tasks against one raw export of the same project (none with --only-pull)
         answer = [{"type": "choices", "from_name": "claim_taliban_flag_raised", "to_name": "frame", "value": {"choices": ["Supports"]}}]
         pull_project = client.ls.projects.create(title="annotated", label_config=_config(ws)).id
         _raw_import(state.url, creds["api_key"], pull_project,
@@ -256,16 +236,19 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_pu
         del tasks
         verify_step(f"adopt:{pull_project}")
         exports, pulls = [], []
-        for _ in range(rounds):  # alternating; best of --rounds
-            exports.append(meter(lambda: _raw_export(state.url, creds["api_key"], pull_project)))
+        for _ in range(1 if only_pull else rounds):  # alternating; best of --rounds
+            if not only_pull:
+                exports.append(meter(lambda: _raw_export(state.url, creds["api_key"], pull_project)))
             pulls.append(verify_step("pull-full"))
-        export, pulled = min(exports, key=lambda m: m["wall"]), min(pulls, key=lambda m: m["wall"])
+        pulled = min(pulls, key=lambda m: m["wall"])
         assert pulled["value"]["annotations"] == len(frames), pulled
-        ratios["full pull"] = pulled["wall"] / export["wall"]
         print(f"full pull of {n} tasks:      {pulled['wall']:7.2f} s {_servers(pulled, pulled['cpu'])}, "
-              f"{pulled['value']['pages']} pages archived\n"
-              f"  one raw export:            {export['wall']:7.2f} s {_servers(export)}   ratio {ratios['full pull']:.2f} "
-              f"(target ≤ 1.20), {export['value'] / 1e6:.1f} MB", flush=True)
+              f"{pulled['value']['pages']} pages archived", flush=True)
+        if exports:
+            export = min(exports, key=lambda m: m["wall"])
+            ratios["full pull"] = pulled["wall"] / export["wall"]
+            print(f"  one raw export:            {export['wall']:7.2f} s {_servers(export)}   ratio {ratios['full pull']:.2f} "
+                  f"(target ≤ 1.20), {export['value'] / 1e6:.1f} MB", flush=True)
 
         # 4. incremental pull after 10 edited annotations
         changed = [{"type": "choices", "from_name": "claim_taliban_flag_raised", "to_name": "frame", "value": {"choices": ["Contradicts"]}}]
@@ -280,12 +263,48 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_pu
         peak = here.recv()
         process.join(60)
         steps = ", ".join(f"{name} {m['value']['peak']:.0f}" for name, m in
-                          (("push", took), ("re-push", again), ("full pull", pulled), ("incremental pull", inc)))
+                          (("push", took), ("re-push", again), ("full pull", pulled), ("incremental pull", inc)) if m)
         print(f"verify's peak memory:       {peak:7.0f} MB (its worker process's ru_maxrss; target ≤ 500 MB); "
               f"{baseline:.0f} MB after imports, before any work; peak after each step: {steps} MB")
-        print(f"summary: frames={n} database={database} images={images} push={ratios['push']:.2f} "
-              f"re-push={ratios['re-push']:.2f} full-pull={ratios['full pull']:.2f} incremental={inc['wall']:.2f}s "
+        shown = " ".join(f"{name.replace(' ', '-')}={ratio:.2f}" for name, ratio in ratios.items())
+        print(f"summary: frames={n} database={database} images={images} {shown} incremental={inc['wall']:.2f}s "
               f"peak={peak:.0f}MB", flush=True)
+
+
+def _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, verify_step, rounds, ratios):
+    """Steps 1 and 2: push against a raw import, re-push against a listing; (best push, best re-push, the task JSON)."""
+    # 1. push against one raw import of the same task JSON (each into a new project; alternating, best of two)
+    first = verify_step("push-new")
+    print(f"first push (serves the frames: {first['value']['images']}): {first['wall']:6.2f} s "
+          f"{_servers(first, first['cpu'])}", flush=True)
+    tasks = [build_task(f, video, url, ws.id, claims=claims) for f, url in zip(frames, _urls(ws, frames, images, state, first))]
+    raws, pushes = [], [first]
+    for round_ in range(rounds):
+        raw_project = client.ls.projects.create(title=f"raw import {round_}", label_config=_config(ws)).id
+        raws.append(meter(lambda p=raw_project, t=tasks: _raw_import(state.url, creds["api_key"], p, t)))
+        if round_ < rounds - 1:
+            pushes.append(verify_step("push-new"))
+    raw, took = min(raws, key=lambda m: m["wall"]), min(pushes, key=lambda m: m["wall"])
+    assert took["value"]["imported"] == len(frames), took
+    ratios["push"] = took["wall"] / raw["wall"]
+    print(f"push {n} new frames:        {took['wall']:7.2f} s {_servers(took, took['cpu'])}\n"
+          f"  raw import (plain HTTP):   {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20)",
+          flush=True)
+
+    # 2. re-push with nothing new against one minimal listing (alternating; best of three)
+    project = took["value"]["project"]
+    listings, repushes = [], []
+    for _ in range(rounds + 1):
+        listings.append(meter(lambda: _listing(state.url, creds["api_key"], project)))
+        repushes.append(verify_step("push"))
+    listing, again = min(listings, key=lambda m: m["wall"]), min(repushes, key=lambda m: m["wall"])
+    assert again["value"]["imported"] == 0 and len(listing["value"]) == len(frames)
+    ratios["re-push"] = again["wall"] / listing["wall"]
+    print(f"re-push, nothing new:       {again['wall']:7.2f} s {_servers(again, again['cpu'])}, "
+          f"{again['value']['imported']} imported, images: {again['value']['images']}\n"
+          f"  one minimal listing:       {listing['wall']:7.2f} s {_servers(listing)}   ratio {ratios['re-push']:.2f} "
+          f"(target ≤ 1.20)", flush=True)
+    return took, again, tasks
 
 
 def _urls(ws: Workspace, frames: list, images: str, state, first: dict) -> list[str]:
@@ -373,5 +392,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2,
                         help="best of this many pushes, raw imports, pulls and exports (re-push: one more); 1 at 100,000 frames")
     parser.add_argument("--only-push", action="store_true", help="measure the pushes only (no re-push, no pulls)")
+    parser.add_argument("--only-pull", action="store_true",
+                        help="measure the pulls only: one full pull, without the raw export, then the incremental pull")
     args = parser.parse_args()
-    main(args.frames, args.port, args.database, args.images, max(1, args.rounds), args.only_push)
+    if args.only_pull and (args.only_push or args.images == "upload"):
+        parser.error("--only-pull goes with neither --only-push nor --images upload (its URLs come from a push)")
+    main(args.frames, args.port, args.database, args.images, max(1, args.rounds), args.only_push, args.only_pull)
