@@ -401,10 +401,11 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
     with ws.lock():
         client = connect(url or ws.get_meta("server_url"), api_key)
         root = served_from(client, files_root)
-        made_contexts(context_strips(ws, client, root, include_duplicates, images, not no_context))
+        mode, strips = context_strips(ws, client, root, include_duplicates, images, not no_context)
+        made_contexts(strips)
         with importing(ws) as progress:
             result = push_frames(ws, client, root, include_duplicates, new_project, reset_config,
-                                 progress=progress, images=images, context=not no_context)
+                                 progress=progress, images=mode, context=not no_context)
     echo(terminal.pushed(result))
 
 

@@ -120,16 +120,16 @@ def report(ws: Workspace, formats: tuple[str, ...] = (), out: Path | None = None
 
 
 def context_strips(ws: Workspace, client: LabelStudioClient, files_root: Path | None, include_duplicates: bool = False,
-                   images: str = "auto", context: bool = True) -> ContextsMade | None:
-    """Make the missing context strips (``verify.media.strips``) when the tasks pushed next will show them: the
-    image mode is decided first, and frames sent by direct upload show none (``shows_strips``). None: no strip shows.
+                   images: str = "auto", context: bool = True) -> tuple[str, ContextsMade | None]:
+    """Decide how frames will reach the server, and make the missing context strips (``verify.media.strips``) when
+    the tasks pushed next will show them (frames sent by direct upload show none: ``shows_strips``).
 
+    Returns (the image mode, for the push to use as decided; what was made, None when no strip shows).
     Raises:
         OptionError: ``images`` names no usable way to serve the frames (nothing is made).
     """
-    if not shows_strips(image_mode(client, files_root, images), context):
-        return None
-    return make_strips(ws, include_duplicates)
+    mode = image_mode(client, files_root, images)
+    return mode, make_strips(ws, include_duplicates) if shows_strips(mode, context) else None
 
 
 def sync(ws: Workspace, client: LabelStudioClient, files_root: Path | None, include_duplicates: bool = False,
@@ -142,8 +142,8 @@ def sync(ws: Workspace, client: LabelStudioClient, files_root: Path | None, incl
         ServerError, AuthError, ProjectMissing: from Label Studio (stages already done stay done).
         VerifyError: see each stage.
     """
-    strips = context_strips(ws, client, files_root, include_duplicates, images, context)
-    pushed = push(ws, client, files_root, include_duplicates, progress=progress, images=images, context=context)
+    mode, strips = context_strips(ws, client, files_root, include_duplicates, images, context)
+    pushed = push(ws, client, files_root, include_duplicates, progress=progress, images=mode, context=context)
     pulled = pull(ws, client)
     return Synced(pushed, pulled, report(ws, unknown_labels=unknown_labels, merged=merge(ws, unknown_labels)), strips)
 

@@ -24,7 +24,6 @@ from verify.clock import file_stamp, now_utc
 from verify.errors import ProjectMissing, ServerError, VerifyError
 from verify.files import atomic_write
 from verify.labelstudio.client import LabelStudioClient, batched
-from verify.labelstudio.config import CANNOT_REVIEW
 from verify.records import Annotation, Export
 from verify.verdicts.merge import decode
 from verify.workspace import Workspace
@@ -48,15 +47,14 @@ class PullResult:
     unreadable_locations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def unreadable_locations(records: list[Annotation], case: Any) -> list[dict[str, Any]]:
-    """The location texts among ``records`` that cannot be read as coordinates, with the task, reviewer and text (pure)."""
-    found = []
-    for record in records:
-        location = decode(record, case).location
-        if location and location.error:
-            found.append({"task_id": record.task_id, "frame_key": record.frame_key, "reviewer": record.reviewer,
-                          "text": location.text, "reason": location.error})
-    return found
+def unreadable_location(record: Annotation, review: Any) -> dict[str, Any] | None:
+    """The annotation's location text if it cannot be read as coordinates (``review``: ``decode(record, case)``),
+    with the task, reviewer and text (pure)."""
+    location = review.location
+    if location and location.error:
+        return {"task_id": record.task_id, "frame_key": record.frame_key, "reviewer": record.reviewer,
+                "text": location.text, "reason": location.error}
+    return None
 
 
 def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[Annotation]:
@@ -175,11 +173,11 @@ class Tally:
         self.annotations += len(records)
         self.reviewers.update(r.reviewer_id for r in records)
         self.by_reviewer.update(r.reviewer for r in records)
-        cannot = [r for r in records if any(item.get("from_name") == CANNOT_REVIEW for item in r.result)
-                  and decode(r, self.case).cannot_review]  # the merge's own reading of the answer
+        reviews = [(r, decode(r, self.case)) for r in records]  # the merge's own reading of each answer, once
+        cannot = [r for r, review in reviews if review.cannot_review]
         self.cannot_review += len(cannot)
         self.skipped += sum(r.was_cancelled for r in records) - sum(r.was_cancelled for r in cannot)  # a reason is not a skip
-        self.unreadable += unreadable_locations(records, self.case)
+        self.unreadable += [u for u in (unreadable_location(r, review) for r, review in reviews) if u]
 
 
 def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: list[int] | None) -> tuple[str, list[dict], str]:
