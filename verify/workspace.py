@@ -411,7 +411,7 @@ class Workspace:
     def frames(self, video_sha256: str | None = None, fingerprints: bool = True) -> list[Frame]:
         """Every frame (of one video), by video and time; ``fingerprints=False`` leaves out the re-upload
         fingerprints (a third of a frame's memory), for stages that do not match re-uploads."""
-        columns = ", ".join(FRAME_COLUMNS if fingerprints else FRAME_COLUMNS[:-1])
+        columns = ", ".join(c for c in FRAME_COLUMNS if fingerprints or c != "fingerprint")
         if video_sha256:
             rows = self.db.execute(f"SELECT {columns} FROM frames WHERE video_sha256 = ? ORDER BY t_ms", (video_sha256,))
         else:
@@ -698,14 +698,15 @@ def _video(row: sqlite3.Row) -> Video:
 
 
 FRAME_COLUMNS = tuple(f.name for f in dataclasses.fields(Frame))  # the frames table's columns, named as the record's
-EXTRACTOR = FRAME_COLUMNS.index("extractor")
+_VIDEO, _EXTRACTOR = FRAME_COLUMNS.index("video_sha256"), FRAME_COLUMNS.index("extractor")
 
 
 def _frame(values: tuple) -> Frame:
-    """A frame from its column values in ``FRAME_COLUMNS`` order (the fingerprint may be left out)."""
-    key, video_sha256, *rest = values
-    rest[EXTRACTOR - 2] = _extractor(rest[EXTRACTOR - 2])
-    return Frame(key, sys.intern(video_sha256), *rest)
+    """A frame from its column values in ``FRAME_COLUMNS`` order (the fingerprint, last, may be left out)."""
+    fields = list(values)
+    fields[_VIDEO] = sys.intern(fields[_VIDEO])
+    fields[_EXTRACTOR] = _extractor(fields[_EXTRACTOR])
+    return Frame(*fields)
 
 
 @functools.lru_cache(maxsize=256)

@@ -25,7 +25,7 @@ from verify.errors import ProjectMissing, ServerError, VerifyError
 from verify.files import atomic_write
 from verify.labelstudio.client import LabelStudioClient, batched
 from verify.records import Annotation, Export
-from verify.verdicts.merge import decode
+from verify.verdicts.merge import Review, decode
 from verify.workspace import Workspace
 
 
@@ -47,7 +47,7 @@ class PullResult:
     unreadable_locations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def unreadable_location(record: Annotation, review: Any) -> dict[str, Any] | None:
+def unreadable_location(record: Annotation, review: Review) -> dict[str, Any] | None:
     """The annotation's location text if it cannot be read as coordinates (``review``: ``decode(record, case)``),
     with the task, reviewer and text (pure)."""
     location = review.location
