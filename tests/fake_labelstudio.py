@@ -110,7 +110,8 @@ class FakeLabelStudio:
             self._count("get_project")
             p = self._project(project_id, "read the project")
             return {"id": p["id"], "title": p["title"], "description": p["description"] or "",
-                    "label_config": p["label_config"], "maximum_annotations": p["maximum_annotations"]}
+                    "label_config": p["label_config"], "maximum_annotations": p["maximum_annotations"],
+                    "instructions": p["expert_instruction"] or ""}
 
     def find_projects(self, marker: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -141,12 +142,12 @@ class FakeLabelStudio:
                 raise TypeError(f"update() got an unexpected keyword argument {sorted(unknown)[0]!r}")
             self._project(project_id, "update the project").update(fields)
 
-    def ensure_local_storage(self, project_id: int, path: str) -> int:
+    def ensure_local_storage(self, project_id: int, path: str, listed: bool = True) -> int:
         with self._lock:
             self._count("ensure_local_storage")
             what = "set up local-files storage"
             self._project(project_id, what)
-            for storage in self._storages.values():
+            for storage in self._storages.values() if listed else ():  # not listed: a second one is made, as the server does
                 if storage["project"] == project_id and storage["path"] == path:
                     return storage["id"]
             root = self.document_root

@@ -212,7 +212,7 @@ def test_ingest_refuses_a_posted_at_that_is_not_a_date(ws, footage):
 def read_only(ws, footage, tmp_path):
     """The workspace seen through a read-only bind mount (root ignores file modes; a mount does not)."""
     assert _cli(ws, "ingest", str(footage["militants_at_gate"]), "--source", "militants-at-gate").exit_code == 0
-    view = tmp_path / "ro"
+    view = tmp_path / "ro #1? 100%"  # SQLite opens it by URI: these must be escaped
     view.mkdir()
     done = subprocess.run(["mount", "--bind", str(ws), str(view)], capture_output=True)
     if done.returncode != 0:

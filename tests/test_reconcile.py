@@ -28,6 +28,7 @@ from verify.labelstudio import pull as pull_module
 from verify.labelstudio import push as push_module
 from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.pull import pull
+from verify.labelstudio.project import ensure_project, label_stream_url
 from verify.labelstudio.push import push
 from verify.workspace import Workspace
 
@@ -297,6 +298,20 @@ def test_a_labeling_config_edited_on_the_server_is_refused_unless_reset_config(w
     assert server.calls["update_project"] == 2
 
 
+def test_a_new_projects_instructions_link_its_label_stream_and_a_push_stopped_before_the_link_is_mended(ws, server):
+    first = _push(ws, server)
+    link = label_stream_url(server.url, first.project_id)
+    assert link in server.project(first.project_id)["expert_instruction"]
+    assert server.calls["update_project"] == 1
+
+    ws.update_meta(project_id=None)  # a project made by a push that stopped before it set the link (see push)
+    made, created, _ = ensure_project(ws, server, new_project=True, link=False)
+    assert created and "labeling=1" not in server.project(made)["expert_instruction"]
+    assert _push(ws, server).project_id == made
+    assert label_stream_url(server.url, made) in server.project(made)["expert_instruction"]
+    assert _push(ws, server).imported == 0 and server.calls["update_project"] == 2  # linked once, then left alone
+
+
 def test_a_copy_of_the_workspace_without_its_project_id_finds_the_project_by_its_marker(base, tmp_path, server):
     first = _push(_copy(base, tmp_path / "a"), server)
     copy = _copy(base, tmp_path / "b")  # same workspace id, but no project id recorded
@@ -547,6 +562,14 @@ def test_local_images_are_linked_under_the_files_root_and_served_by_one_storage(
         assert (root / relative).is_file()
     assert push(ws, server, root, images="local").imported == 0
     assert server.calls["ensure_local_storage"] == 2 and server.upload_requests == 0
+    again = push(ws, server, root, images="local", new_project=True).project_id  # a new project: its storage is not looked for
+    assert [s["project"] for s in server._storages.values()] == [result.project_id, again]
+
+
+def test_push_reads_the_frames_of_a_workspace_whose_folder_name_means_something_in_a_uri(base, tmp_path, server):
+    ws = _copy(base, tmp_path / "case #1? 100%")  # push reads the frames on a connection of their own, opened by URI
+    result = push(ws, server, None, images="upload")
+    assert result.frames == len(ws.frames()) > 0 and result.imported + result.skipped_duplicates == result.frames
 
 
 def test_an_error_raised_by_the_fake_is_worded_as_the_real_client_words_it(server):

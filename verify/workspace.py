@@ -26,7 +26,7 @@ import shutil
 import sqlite3
 import sys
 import uuid
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -419,6 +419,9 @@ class Workspace:
         rows.row_factory = None  # plain tuples, in the record's field order: a third faster than named rows at 100,000
         return [_frame(values) for values in rows]
 
+    def has_frames(self) -> bool:
+        return self.db.execute("SELECT 1 FROM frames LIMIT 1").fetchone() is not None
+
     def record_frames(self, video_sha256: str, frames: list[Frame], status: str, note: str | None,
                       metadata: dict[str, Any]) -> None:
         """Store a video's extracted frames (a frame already stored under its key is kept) and its extraction outcome."""
@@ -654,6 +657,13 @@ def _read_only(root: Path, exc: Exception) -> bool:
     return ("readonly" in text or "read-only" in text or "unable to open" in text) and not _writable(root)
 
 
+def read_frames(root: Path, fingerprints: bool = True) -> list[Frame]:
+    """``Workspace.frames()`` of the workspace at ``root``, read on a read-only connection of its own: for a thread
+    that reads them while the caller's connection goes on (an SQLite connection stays in the thread that made it)."""
+    with closing(sqlite3.connect(_uri(root / DB_NAME, "mode=ro"), uri=True, timeout=30)) as db:
+        return Workspace(root, db).frames(fingerprints=fingerprints)
+
+
 def _writable_fs(root: Path) -> bool:
     return not (os.statvfs(root).f_flag & os.ST_RDONLY)
 
@@ -668,15 +678,20 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = sqlite3.connect(_uri(path, "mode=ro"), uri=True)
             db.execute("SELECT 1 FROM meta LIMIT 1")
         except sqlite3.OperationalError:
             raise WorkspaceError(f"{path}: read-only, with changes still in its journal ({wal.name}); make the workspace "
                                  "writable once (any verify command merges them), then it can be read read-only")
     else:
-        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        db = sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True)
     db.row_factory = sqlite3.Row
     return db
+
+
+def _uri(path: Path, query: str) -> str:
+    """SQLite's URI for a database file (a "?", "#" or "%" in the folder's name escaped), with ``query``."""
+    return f"{path.absolute().as_uri()}?{query}"
 
 
 def _connect(path: Path) -> sqlite3.Connection:

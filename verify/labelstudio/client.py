@@ -119,7 +119,7 @@ class LabelStudioClient:
         with self._call("read the project", project=project_id):
             p = self.ls.projects.get(id=project_id)
         return {"id": p.id, "title": p.title, "description": p.description or "", "label_config": p.label_config,
-                "maximum_annotations": p.maximum_annotations}
+                "maximum_annotations": p.maximum_annotations, "instructions": p.expert_instruction or ""}
 
     def find_projects(self, marker: str) -> list[dict[str, Any]]:
         """Projects whose description carries ``marker`` (the workspace id)."""
@@ -143,10 +143,11 @@ class LabelStudioClient:
         with self._call("update the project", project=project_id):
             self.ls.projects.update(id=project_id, **fields)
 
-    def ensure_local_storage(self, project_id: int, path: str) -> int:
-        """A Local Files import storage for ``path`` (absolute, under the server's document root)."""
+    def ensure_local_storage(self, project_id: int, path: str, listed: bool = True) -> int:
+        """A Local Files import storage for ``path`` (absolute, under the server's document root); ``listed``
+        False: the project has no storage yet (made just now), so the existing ones are not listed."""
         with self._call("set up local-files storage", project=project_id):
-            for storage in self.ls.import_storage.local.list(project=project_id):
+            for storage in self.ls.import_storage.local.list(project=project_id) if listed else ():
                 if storage.path == path:
                     return storage.id
             storage = self.ls.import_storage.local.create(
