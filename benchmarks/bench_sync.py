@@ -1,7 +1,7 @@
 """Sync speed and memory against raw Label Studio calls, measured in one run against the same server.
 
     .venv/bin/python benchmarks/bench_sync.py [--frames 10000] [--database sqlite|postgresql]
-                                              [--images local|upload|s3] [--port 8391] [--rounds 2]
+                                              [--images local|upload|s3] [--port 8391] [--rounds 3]
                                               [--only-push | --only-pull]
 
 Starts its own Label Studio (verify.server; SQLite, or PostgreSQL in a cluster verify creates; a
@@ -15,11 +15,11 @@ seconds Label Studio (its process group) and PostgreSQL (the postmaster and its 
 meanwhile, read from /proc:
 
 1. push of N new frames into a new project, against a raw import of the same task JSON into a new
-   project (plain HTTP, one request per 10,000 tasks; alternating, best of two; the first push also
+   project (plain HTTP, one request per 10,000 tasks; alternating, best of --rounds; the first push also
    serves the frames; before it, the server's first import is done on 200 tasks, see ``_warm_up``);
 2. re-push with nothing new (0 imports, 0 uploads), against one minimal task listing (the
-   ``include=id,meta`` pages verify reads; alternating, best of three);
-3. full pull of N annotated tasks, against one raw JSON export of the same project (best of two);
+   ``include=id,meta`` pages verify reads; alternating, best of --rounds + 1);
+3. full pull of N annotated tasks, against one raw JSON export of the same project (best of --rounds);
 4. incremental pull after 10 annotations were edited (target: under 1 s);
 5. verify's peak memory (target: 500 MB).
 
@@ -171,7 +171,7 @@ def _servers(m: dict, verify_cpu: float | None = None) -> str:
     return f"[{mine}Label Studio CPU {m['ls']:5.2f} s{database}]"
 
 
-def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_push: bool = False,
+def main(n: int, port: int, database: str, images: str, rounds: int = 3, only_push: bool = False,
          only_pull: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="verify-bench-sync-"))
     os.environ["VERIFY_HOME"] = str(tmp / "home")
@@ -278,7 +278,7 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 2, only_pu
 
 def _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, verify_step, rounds, ratios):
     """Steps 1 and 2: push against a raw import, re-push against a listing; (best push, best re-push, the task JSON)."""
-    # 1. push against one raw import of the same task JSON (each into a new project; alternating, best of two)
+    # 1. push against one raw import of the same task JSON (each into a new project; alternating, best of rounds)
     first = verify_step("push-new")
     print(f"first push (serves the frames: {first['value']['images']}): {first['wall']:6.2f} s "
           f"{_servers(first, first['cpu'])}", flush=True)
@@ -296,7 +296,7 @@ def _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, v
           f"  raw import (plain HTTP):   {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20)\n"
           f"  each run, in order: pushes {_walls(pushes)}, raw imports {_walls(raws)}", flush=True)
 
-    # 2. re-push with nothing new against one minimal listing (alternating; best of three)
+    # 2. re-push with nothing new against one minimal listing (alternating; best of rounds + 1)
     project = took["value"]["project"]
     listings, repushes = [], []
     for _ in range(rounds + 1):
@@ -406,8 +406,8 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8391)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--images", choices=("local", "upload", "s3"), default="local")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="best of this many pushes, raw imports, pulls and exports (re-push: one more); 1 at 100,000 frames")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="best of this many pushes, raw imports, pulls and exports (re-push: one more): the machine's noise (about ±15%% between runs at 10,000 frames on 2 cores) weighs less with more; 1 at 100,000 frames")
     parser.add_argument("--only-push", action="store_true", help="measure the pushes only (no re-push, no pulls)")
     parser.add_argument("--only-pull", action="store_true",
                         help="measure the pulls only: one full pull, without the raw export, then the incremental pull")
