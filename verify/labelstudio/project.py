@@ -194,8 +194,7 @@ def ensure_project(
             )
         if server_sha != config_sha or project["maximum_annotations"] != per_task:
             client.update_project(project_id, label_config=config, maximum_annotations=per_task,
-                                  expert_instruction=instructions_html(case, role.adjudication,
-                                                                       label_stream_url(client.url, project_id)))
+                                  expert_instruction=linked_instructions(client, case, project_id, role))
         elif project["instructions"] == instructions_html(case, role.adjudication):  # made, but not yet linked
             link_stream(client, case, project_id, role)
     ws.update_meta(**{role.meta: str(project_id), "server_url": client.url, role.config_meta: config_sha})
@@ -205,8 +204,12 @@ def ensure_project(
 def link_stream(client: LabelStudioClient, case: Case, project_id: int, role: Role = REVIEW) -> None:
     """Put the link to the project's label stream into its instructions (it needs the project's id, so a
     project is made without it)."""
-    client.update_project(project_id, expert_instruction=instructions_html(
-        case, role.adjudication, label_stream_url(client.url, project_id)))
+    client.update_project(project_id, expert_instruction=linked_instructions(client, case, project_id, role))
+
+
+def linked_instructions(client: LabelStudioClient, case: Case, project_id: int, role: Role = REVIEW) -> str:
+    """The project's instructions with the link to its label stream."""
+    return instructions_html(case, role.adjudication, label_stream_url(client.url, project_id))
 
 
 def recover_project(ws: Workspace, client: LabelStudioClient, role: Role) -> tuple[int | None, int]:
