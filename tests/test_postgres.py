@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sqlite3
 import stat
+import time
+from contextlib import closing
 from pathlib import Path
+
+import httpx
 
 import psycopg
 import pytest
 
+from tests.conftest import _free_port, cli
 from tests.test_faults import FaultyProxy, _keys
 from tests.test_integration import (  # noqa: F401  (a fixture and tests, collected here against PostgreSQL)
     loop,
@@ -33,6 +40,7 @@ from click.testing import CliRunner
 from verify.cli import main
 from verify.errors import ServerError
 from verify.labelstudio import server
+from verify.labelstudio.client import LabelStudioClient
 from verify.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -191,3 +199,110 @@ def test_on_postgresql_dropped_imports_and_a_database_outage_mid_push_converge(l
     assert set(keys) == frames and max(keys.values()) == 1, f"duplicates: {[k for k, n in keys.items() if n > 1][:5]}"
     pulled = CliRunner().invoke(main, ["pull"], env={**env, "LABEL_STUDIO_URL": label_studio["url"]}, catch_exceptions=False)
     assert pulled.exit_code == 0, pulled.output
+
+
+def test_a_refused_api_key_on_an_existing_postgresql_stops_the_server_with_one_line(tmp_path, monkeypatch):
+    base = tmp_path / "label-studio"
+    creds = {"url": "http://127.0.0.1:9", "api_key": "k" * 40, "admin_email": "admin-0a1b2c3d@verify.local",
+             "database": {"engine": "postgresql", "host": "db.internal", "port": "6432", "name": "ls"}}
+    stopped = []
+    monkeypatch.setattr(server, "stop", lambda base, database_too=True: stopped.append(database_too))
+    for detail, advice in [("Invalid token.", "that database already holds admin-0a1b2c3d@verify.local with another token: "
+                                              "set VERIFY_HOME to a new folder"),
+                           ("Authentication token no longer valid: legacy token authentication has been disabled for this "
+                            "organization", "legacy API tokens are disabled for the organization in that database")]:
+        monkeypatch.setattr(server.httpx, "get", lambda url, **kw: httpx.Response(401, json={"detail": detail}))
+        with pytest.raises(ServerError) as refused:
+            server._check_api_key(base, creds)
+        text = str(refused.value)
+        assert text.startswith("Label Studio on the PostgreSQL at db.internal:6432 refused the API key of ") and advice in text
+        assert "\n" not in text and "k" * 40 not in text
+    assert stopped == [False, False]  # Label Studio only: the database is not verify's to stop
+    monkeypatch.setattr(server.httpx, "get", lambda url, **kw: httpx.Response(200, json={"id": 1}))
+    server._check_api_key(base, creds)
+    assert len(stopped) == 2
+
+
+# --- a second replica on the same database: to its home, an existing PostgreSQL ------------------------------
+
+
+@pytest.fixture(scope="module")
+def replica(loop, label_studio, tmp_path_factory):
+    """A second Label Studio, started by `verify server start` in a new VERIFY_HOME on the same PostgreSQL database as
+    ``label_studio``, named only by Label Studio's own settings (DJANGO_DB, POSTGRE_*): to this home an existing
+    PostgreSQL, not its own; to the desk, a second replica. Stopped at the end (the last test stops it first)."""
+    db = _database(label_studio)
+    home = tmp_path_factory.mktemp("verify-home-replica")
+    base = home / "label-studio"
+    env = {"VERIFY_HOME": str(home), "DJANGO_DB": "default", "POSTGRE_HOST": "127.0.0.1", "POSTGRE_PORT": str(db["port"]),
+           "POSTGRE_NAME": db["name"], "POSTGRE_USER": db["user"], "POSTGRE_PASSWORD": db["password"]}
+    began = time.monotonic()
+    try:
+        started = CliRunner().invoke(main, ["server", "start", "--port", str(_free_port())], env=env, catch_exceptions=False)
+        seconds = time.monotonic() - began
+        log = (base / "server.log").read_text(errors="replace")[-6000:] if (base / "server.log").exists() else "(no log)"
+        assert started.exit_code == 0, f"{started.output}\n--- server.log ---\n{log}"
+        print(f"the replica started in {seconds:.1f} s")
+        creds = server.credentials(base)
+        yield {"env": env, "home": home, "base": base, "url": creds["url"], "api_key": creds["api_key"],
+               "admin_email": creds["admin_email"], "output": started.output, "seconds": seconds, "database": db}
+    finally:
+        server.stop(base)
+
+
+def test_a_second_replica_uses_the_existing_postgresql_and_never_writes_its_password_down(replica, label_studio):
+    db, where = replica["database"], f"postgresql at 127.0.0.1:{replica['database']['port']}"
+    assert f"database: {where}" in replica["output"]
+    shown = CliRunner().invoke(main, ["server", "status"], env=replica["env"], catch_exceptions=False)
+    assert shown.exit_code == 0 and f"running at {replica['url']}" in shown.output and f"database: {where}" in shown.output
+    assert "verify's own" not in shown.output
+    saved = replica["base"] / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and db["password"] not in saved.read_text()
+    assert json.loads(saved.read_text())["database"] == {"engine": "postgresql", "host": "127.0.0.1", "port": str(db["port"]),
+                                                          "name": db["name"]}
+    assert db["password"] not in (replica["base"] / "server.log").read_text(errors="replace")
+    assert not (replica["base"] / "postgres").exists()  # no cluster of its own
+    # an admin of its own: Label Studio keeps the first admin of an email it already holds, with its token
+    first = server.credentials(label_studio["base"])["admin_email"]
+    assert re.fullmatch(r"admin-[0-9a-f]{8}@verify\.local", replica["admin_email"]) and replica["admin_email"] != first
+
+
+def test_both_replicas_take_both_keys_and_list_the_same_project(replica, label_studio, loop):
+    admins = {label_studio["api_key"]: server.credentials(label_studio["base"])["admin_email"],
+              replica["api_key"]: replica["admin_email"]}
+    for url in (label_studio["url"], replica["url"]):  # the tokens live in the shared database
+        for key, email in admins.items():
+            answer = httpx.get(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {key}"}, timeout=60)
+            assert answer.status_code == 200 and answer.json()["email"] == email, (url, answer.text)
+    through_replica = LabelStudioClient(replica["url"], replica["api_key"]).task_keys(loop["project"])
+    assert through_replica == {t["data"]["frame_key"]: t["id"] for t in loop["tasks"]}
+
+
+def test_a_pull_through_the_replica_brings_the_loop_s_annotations(replica, loop, tmp_path):
+    copy = tmp_path / "ws"
+    shutil.copytree(loop["ws"], copy, symlinks=True)
+    # `verify pull` pulls from the server the workspace pushed to and refuses another address (verify/labelstudio/pull.py);
+    # a push through the replica would move the workspace to it: here the copy is moved by hand
+    Workspace.open(copy).update_meta(server_url=replica["url"])
+    env = {**loop["env"], "VERIFY_WORKSPACE": str(copy), "LABEL_STUDIO_URL": replica["url"], "LABEL_STUDIO_API_KEY": replica["api_key"]}
+    pulled = cli(env, "pull", "--full")
+    assert f"on {len(loop['tasks'])} tasks (full export)" in pulled.output
+
+    def annotations(ws: Path) -> list:
+        with closing(sqlite3.connect(ws / "verify.db")) as conn:
+            return sorted(conn.execute("SELECT id, project_id, task_id, frame_key, reviewer, was_cancelled, result, updated_at "
+                                       "FROM annotations WHERE project_id = ?", (loop["project"],)).fetchall())
+
+    assert annotations(copy) == annotations(loop["ws"]) and len(annotations(copy)) >= 4
+
+
+def test_stopping_the_replica_leaves_the_first_server_and_its_postgresql_running(replica, label_studio):
+    stopped = CliRunner().invoke(main, ["server", "stop"], env=replica["env"], catch_exceptions=False)
+    assert stopped.exit_code == 0 and "Label Studio stopped" in stopped.output, stopped.output
+    assert not server.status(replica["base"]).running and not server._healthy(replica["url"])
+    db = _database(label_studio)
+    assert server._postgres("pg_ctl", "status", "-D", db["data_dir"], check=False, cwd=Path(db["data_dir"]).parent).returncode == 0
+    assert server.status(label_studio["base"]).running
+    answer = httpx.get(f"{label_studio['url']}/api/current-user/whoami", headers={"Authorization": f"Token {label_studio['api_key']}"},
+                       timeout=60)
+    assert answer.status_code == 200

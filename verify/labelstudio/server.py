@@ -176,7 +176,11 @@ def start(port: int | None = None, base: Path | None = None, timeout: float = ST
         stop(base, database_too=False)
     if creds is None:
         creds = {
-            "admin_email": "admin@verify.local",
+            # an admin of this home's own: Label Studio creates the admin named by LABEL_STUDIO_USERNAME only when
+            # that email is new to its database, and otherwise keeps the stored user, password and token ("User
+            # already exists"), so a second home on the same PostgreSQL (another replica, a wiped VERIFY_HOME)
+            # sharing one email would hold a key the server rejects
+            "admin_email": f"admin-{secrets.token_hex(4)}@verify.local",
             "admin_password": secrets.token_urlsafe(16),
             "api_key": secrets.token_hex(20),
             "reviewers": [],
@@ -232,9 +236,42 @@ def start(port: int | None = None, base: Path | None = None, timeout: float = ST
         if process.poll() is not None:
             raise ServerError(f"Label Studio exited with code {process.returncode} while starting; see {base / 'server.log'}")
         if _healthy(creds["url"]):
+            if creds["database"].get("host") and not creds["database"].get("data_dir"):  # an existing PostgreSQL
+                _check_api_key(base, creds)
             return ServerStatus(True, creds["url"], process.pid, str(base), str(files_root), "started", _describe(creds))
         time.sleep(1)
     raise ServerError(f"Label Studio did not answer within {timeout:.0f} s; see {base / 'server.log'}")
+
+
+def _check_api_key(base: Path, creds: dict[str, Any]) -> None:
+    """On a database that other servers share, Label Studio may have kept an admin or a setting that refuses this
+    home's API key (the email already taken, the token changed, legacy tokens disabled for the organization): ask
+    who we are once; if refused, stop the server (the next start checks again) and say so."""
+    try:
+        answer = httpx.get(f"{creds['url']}/api/current-user/whoami", headers={"Authorization": f"Token {creds['api_key']}"},
+                           timeout=30)
+    except httpx.HTTPError as exc:
+        stop(base, database_too=False)
+        raise ServerError(f"Label Studio at {creds['url']} did not answer whether it accepts this home's API key ({exc}); "
+                          f"see {base / 'server.log'}") from None
+    if answer.status_code == 200:
+        return
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    detail = str(body.get("detail") or "") if isinstance(body, dict) else ""
+    stop(base, database_too=False)
+    db = creds["database"]
+    said = f"HTTP {answer.status_code}" + (f": {' '.join(detail.split())[:160]}" if detail else "")
+    if "legacy" in detail:
+        todo = ("legacy API tokens are disabled for the organization in that database: enable them in its organization "
+                "settings and run `verify server start` again")
+    else:
+        todo = (f"that database already holds {creds['admin_email']} with another token: set VERIFY_HOME to a new folder "
+                "(a new admin of its own) and run `verify server start` again")
+    raise ServerError(f"Label Studio on the PostgreSQL at {db['host']}:{db['port']} refused the API key of {base} ({said}), "
+                      f"so it was stopped; {todo}")
 
 
 S3_SETTINGS_MODULE = "verify_label_studio_settings"
