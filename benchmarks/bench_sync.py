@@ -14,9 +14,13 @@ references run here. For each step it prints verify's wall time and CPU seconds,
 seconds Label Studio (its process group) and PostgreSQL (the postmaster and its backends) spent
 meanwhile, read from /proc:
 
-1. push of N new frames into a new project, against a raw import of the same task JSON into a new
-   project (plain HTTP, one request per 10,000 tasks; alternating, best of --rounds; the first push also
-   serves the frames; before it, the server's first import is done on 200 tasks, see ``_warm_up``);
+1. push of N new frames into a new project, against a raw import of the same task JSON (plain HTTP, one
+   request per 10,000 tasks) into a project made before the clock starts: a plain one (the issue's
+   reference), and one set up as verify's push sets one up (same config, reviewers per task,
+   instructions and storage: what the server spends on an import into such a project). --rounds
+   rounds of the three, their order turning; printed: best against best (the target), each round's
+   ratio and their median. A first push, not counted, serves the frames; before it, the server's
+   first import is done on 200 tasks (see ``_warm_up``);
 2. re-push with nothing new (0 imports, 0 uploads), against one minimal task listing (the
    ``include=id,meta`` pages verify reads; alternating, best of --rounds + 1);
 3. full pull of N annotated tasks, against one raw JSON export of the same project (best of --rounds);
@@ -278,23 +282,36 @@ def main(n: int, port: int, database: str, images: str, rounds: int = 3, only_pu
 
 def _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, verify_step, rounds, ratios):
     """Steps 1 and 2: push against a raw import, re-push against a listing; (best push, best re-push, the task JSON)."""
-    # 1. push against one raw import of the same task JSON (each into a new project; alternating, best of rounds)
+    # 1. push against a raw import of the same task JSON into a project made before the clock starts: a plain one
+    # (the issue's reference), and one set up as verify's (same config, reviewers per task, instructions, storage);
+    # each round runs the three, in an order that turns from round to round
     first = verify_step("push-new")
     print(f"first push (serves the frames: {first['value']['images']}): {first['wall']:6.2f} s "
           f"{_servers(first, first['cpu'])}", flush=True)
     tasks = [build_task(f, video, url, ws.id, claims=claims) for f, url in zip(frames, _urls(ws, frames, images, state, first))]
-    raws, pushes = [], [first]
+    runs: dict[str, list[dict]] = {"push": [], "raw": [], "same": []}
     for round_ in range(rounds):
-        raw_project = client.ls.projects.create(title=f"raw import {round_}", label_config=_config(ws)).id
-        raws.append(meter(lambda p=raw_project, t=tasks: _raw_import(state.url, creds["api_key"], p, t)))
-        if round_ < rounds - 1:
-            pushes.append(verify_step("push-new"))
-    raw, took = min(raws, key=lambda m: m["wall"]), min(pushes, key=lambda m: m["wall"])
+        kinds = list(runs)
+        for kind in kinds[round_ % 3:] + kinds[:round_ % 3]:
+            if kind == "push":
+                runs["push"].append(verify_step("push-new"))
+                continue
+            if kind == "raw":
+                project = client.ls.projects.create(title=f"raw import {round_}", label_config=_config(ws)).id
+            else:
+                project = _set_up_as_verify(client, ws, images, state, f"set up as verify's {round_}")
+            runs[kind].append(meter(lambda p=project: _raw_import(state.url, creds["api_key"], p, tasks)))
+    best = {kind: min(found, key=lambda m: m["wall"]) for kind, found in runs.items()}
+    took, raw = best["push"], best["raw"]
     assert took["value"]["imported"] == len(frames), took
     ratios["push"] = took["wall"] / raw["wall"]
     print(f"push {n} new frames:        {took['wall']:7.2f} s {_servers(took, took['cpu'])}\n"
-          f"  raw import (plain HTTP):   {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20)\n"
-          f"  each run, in order: pushes {_walls(pushes)}, raw imports {_walls(raws)}", flush=True)
+          f"  raw import (plain HTTP):   {raw['wall']:7.2f} s {_servers(raw)}   ratio {ratios['push']:.2f} (target ≤ 1.20); "
+          f"{_rounds(runs['push'], runs['raw'])}\n"
+          f"  raw import into a project set up as verify's: {best['same']['wall']:5.2f} s {_servers(best['same'])}   ratio "
+          f"{took['wall'] / best['same']['wall']:.2f}; {_rounds(runs['push'], runs['same'])}\n"
+          f"  each run: pushes {_walls(runs['push'])}, raw imports {_walls(runs['raw'])}, raw imports into a project set "
+          f"up as verify's {_walls(runs['same'])}", flush=True)
 
     # 2. re-push with nothing new against one minimal listing (alternating; best of rounds + 1)
     project = took["value"]["project"]
@@ -310,6 +327,32 @@ def _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, v
           f"  one minimal listing:       {listing['wall']:7.2f} s {_servers(listing)}   ratio {ratios['re-push']:.2f} "
           f"(target ≤ 1.20)", flush=True)
     return took, again, tasks
+
+
+def _rounds(pushes: list[dict], references: list[dict]) -> str:
+    """Each round's ratio (a push against the reference run beside it), sorted, and their median."""
+    ratios = sorted(p["wall"] / r["wall"] for p, r in zip(pushes, references))
+    middle = len(ratios) // 2
+    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    return f"each round's ratio, sorted: {' '.join(f'{r:.2f}' for r in ratios)} (median {median:.2f})"
+
+
+def _set_up_as_verify(client: LabelStudioClient, ws: Workspace, images: str, state, title: str) -> int:
+    """A project set up as verify's push sets one up (its config with the context strip, reviewers per task,
+    instructions, and the storage its frames are served through), by verify's client; its id."""
+    from verify.labelstudio import objects
+    from verify.labelstudio.config import build_config, instructions_html
+
+    project = client.create_project(title, "set up as verify's", build_config(ws.case), instructions_html(ws.case),
+                                    ws.case.review.reviewers_per_frame)
+    if images == "local":
+        client.ensure_local_storage(project, str(frame_urls(ws, [], Path(state.files_root))[0]), listed=False)
+    elif images == "s3":
+        config = objects.settings()
+        access_key, secret_key, token = objects.ObjectStore(config).credentials()
+        client.ensure_s3_storage(project, config.bucket, config.prefix, config.endpoint, config.region, access_key,
+                                 secret_key, token, objects.PRESIGN_TTL_MIN)
+    return project
 
 
 def _walls(runs: list[dict]) -> str:

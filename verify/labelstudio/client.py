@@ -23,7 +23,8 @@ from label_studio_sdk.label_interface import LabelInterface
 from verify.errors import AuthError, ProjectMissing, ServerError
 
 NO_RETRY = {"max_retries": 0}
-IMPORT_BATCH = 5000  # tasks per import request: 20 at 100,000 frames (each request costs the server ~0.2 s beyond its tasks)
+IMPORT_BATCH = 10_000  # tasks per import request (about 10-20 MB of JSON): each request costs the server ~0.15 s beyond its
+# tasks, so 10,000 frames go in two (1,000 + 9,000: 0.3-0.4 s less than three), 100,000 in eleven
 FIRST_IMPORT = 1000  # tasks in a push's first import: the server starts on them while the next batch is built
 UPLOAD_BATCH = 100  # files per upload request: Label Studio's limit
 LIST_PAGE = 1000  # tasks per listing page
