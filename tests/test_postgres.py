@@ -18,12 +18,13 @@ import re
 import shutil
 import sqlite3
 import stat
+import subprocess
 import time
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
-
 import psycopg
 import pytest
 
@@ -294,6 +295,191 @@ def test_a_pull_through_the_replica_brings_the_loop_s_annotations(replica, loop,
                                        "FROM annotations WHERE project_id = ?", (loop["project"],)).fetchall())
 
     assert annotations(copy) == annotations(loop["ws"]) and len(annotations(copy)) >= 4
+
+
+# --- nginx in front of both replicas: the reverse proxy of README.md's "Several replicas" -------------------------
+
+
+def _nginx() -> str | None:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
+NGINX_CONF = """\
+{user}worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log notice;
+events {{ worker_connections 256; }}
+http {{
+    log_format upstreams "$status\t$request_method\t$request_uri\t$upstream_addr\t$upstream_status\t$request_length\t$request_time";
+    access_log {dir}/access.log upstreams;
+    client_body_temp_path {dir}/temp/body;
+    proxy_temp_path {dir}/temp/proxy;
+    fastcgi_temp_path {dir}/temp/fastcgi;
+    uwsgi_temp_path {dir}/temp/uwsgi;
+    scgi_temp_path {dir}/temp/scgi;
+    upstream label_studio {{  # round-robin over both replicas
+        server {first};
+        server {second};
+    }}
+    server {{  # what README.md asks of the proxy
+        listen 127.0.0.1:{port};
+        client_max_body_size 50m;
+        large_client_header_buffers 4 16k;
+        location / {{
+            proxy_pass http://label_studio;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 60s;
+        }}
+    }}
+    server {{  # nginx's own defaults (request lines of at most 8 KB), in front of the same replicas
+        listen 127.0.0.1:{default_port};
+        location / {{
+            proxy_pass http://label_studio;
+            proxy_set_header Host $host;
+        }}
+    }}
+    server {{  # in front of a replica that is down: nginx answers 502
+        listen 127.0.0.1:{down_port};
+        location / {{
+            proxy_pass http://127.0.0.1:{dead_port};
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy(replica, label_studio, tmp_path_factory):
+    """A real nginx (Debian's), run as a child process on loopback ports with its own prefix, config, logs and temp
+    folders, in front of both replicas: round-robin, read timeout 60 s, bodies of 50 MB, request lines of 16 KB, as
+    README.md asks; its access log records which replica answered each request. Two more servers of the same nginx:
+    one with nginx's defaults, one in front of a port where nothing listens."""
+    binary = _nginx()
+    if binary is None:
+        pytest.skip("needs nginx (scripts/test.sh installs it)")
+    folder = tmp_path_factory.mktemp("nginx")
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (folder / "temp" / name).mkdir(parents=True)
+    ports = {"port": _free_port(), "default_port": _free_port(), "down_port": _free_port(), "dead_port": _free_port()}
+    upstreams = {urlsplit(label_studio["url"]).netloc, urlsplit(replica["url"]).netloc}
+    assert len(upstreams) == 2 and len(set(ports.values())) == 4
+    config = NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "", dir=folder, first=urlsplit(label_studio["url"]).netloc,
+                               second=urlsplit(replica["url"]).netloc, **ports)
+    (folder / "nginx.conf").write_text(config)
+    with open(folder / "stderr.log", "wb") as stderr:
+        process = subprocess.Popen([binary, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log"),
+                                    "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=stderr)
+    url = f"http://127.0.0.1:{ports['port']}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                logs = "".join(p.read_text(errors="replace") for p in (folder / "stderr.log", folder / "error.log") if p.exists())
+                pytest.fail(f"nginx did not answer (exit {process.returncode}):\n{logs[-4000:]}", pytrace=False)
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        yield {"url": url, "default_url": f"http://127.0.0.1:{ports['default_port']}", "down_url": f"http://127.0.0.1:{ports['down_port']}",
+               "upstreams": upstreams, "access_log": folder / "access.log", "config": config, "folder": folder}
+    finally:
+        process.terminate()  # SIGTERM: nginx's fast shutdown, the master stops its worker
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _proxied_requests(proxy: dict, since: int = 0) -> list[dict]:
+    """The requests nginx's access log holds from line ``since`` on."""
+    names = ("status", "method", "uri", "upstream", "upstream_status", "length", "seconds")
+    lines = proxy["access_log"].read_text().splitlines()[since:]
+    return [{**dict(zip(names, line.split("\t"))), "status": int(line.split("\t")[0])} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def proxied(proxy, loop, tmp_path_factory):
+    """A copy of the loop's workspace (another workspace to the server) pushed into a new project through nginx:
+    `verify --workspace COPY push --url PROXY --new-project`. Yields the CLI's env, the copy, the new project, the
+    push's output and the requests nginx passed on for it."""
+    copy = tmp_path_factory.mktemp("proxied") / "ws"
+    shutil.copytree(loop["ws"], copy, symlinks=True)
+    ws = Workspace.open(copy)
+    with ws.transaction():
+        ws.set_meta("workspace_id", ws.id + "-proxy")  # not the loop's workspace: its own project
+    env = {**loop["env"], "VERIFY_WORKSPACE": str(copy), "LABEL_STUDIO_URL": proxy["url"]}
+    since = len(_proxied_requests(proxy))
+    pushed = cli(env, "--workspace", str(copy), "push", "--url", proxy["url"], "--new-project")
+    yield {"env": env, "ws": copy, "project": int(Workspace.open(copy).get_meta("project_id")), "output": pushed.output,
+           "requests": _proxied_requests(proxy, since)}
+
+
+def test_a_push_through_nginx_reaches_both_replicas_imports_each_frame_once_and_a_second_adds_nothing(
+        proxied, proxy, loop, label_studio, replica):
+    frames = {t["data"]["frame_key"] for t in loop["tasks"]}
+    project, copy = proxied["project"], proxied["ws"]
+    assert project != loop["project"] and Workspace.open(copy).get_meta("server_url") == proxy["url"]
+    assert f"project {project} created: {len(frames)} tasks imported, 0 already there" in proxied["output"], proxied["output"]
+    assert f"reviewers label at {proxy['url']}/projects/{project}/" in proxied["output"]
+    for direct in (label_studio, replica):  # each replica, asked directly, holds every frame once
+        keys = _keys(direct, project)
+        assert set(keys) == frames and max(keys.values()) == 1, (direct["url"], [k for k, n in keys.items() if n > 1][:5])
+    requests = proxied["requests"]
+    assert requests and all(r["status"] < 400 and r["upstream"] in proxy["upstreams"] for r in requests), requests
+    imports = [r for r in requests if r["method"] == "POST" and r["uri"].startswith(f"/api/projects/{project}/import")]
+    assert len(imports) == 1 and imports[0]["status"] == 201, imports
+    assert {r["upstream"] for r in requests} == proxy["upstreams"], requests  # round-robin: verify's requests reached both
+
+    since = len(_proxied_requests(proxy))
+    again = cli(proxied["env"], "--workspace", str(copy), "push", "--url", proxy["url"])
+    assert f"project {project} found: 0 tasks imported, {len(frames)} already there" in again.output, again.output
+    assert not [r for r in _proxied_requests(proxy, since) if r["method"] == "POST" and "/import" in r["uri"]]
+    assert _keys(replica, project) == _keys(label_studio, project) == {key: 1 for key in frames}
+
+
+def test_a_full_pull_through_nginx_brings_an_annotation_made_on_one_replica(proxied, proxy, replica, loop):
+    project, copy = proxied["project"], proxied["ws"]
+    key, task = sorted(LabelStudioClient(replica["url"], replica["api_key"]).task_keys(project).items())[0]
+    choice = {"type": "choices", "from_name": "claim_taliban_flag_raised", "to_name": "frame", "value": {"choices": ["Supports"]}}
+    made = httpx.post(f"{replica['url']}/api/tasks/{task}/annotations/", headers={"Authorization": f"Token {replica['api_key']}"},
+                      json={"result": [choice], "lead_time": 3}, timeout=60)
+    assert made.status_code == 201, made.text
+    since = len(_proxied_requests(proxy))
+    pulled = cli(proxied["env"], "--workspace", str(copy), "pull", "--full", "--url", proxy["url"])
+    assert f"pulled 1 annotation (0 skips) by 1 reviewer on {len(loop['tasks'])} tasks (full export)" in pulled.output, pulled.output
+    with closing(sqlite3.connect(copy / "verify.db")) as conn:
+        rows = conn.execute("SELECT task_id, frame_key, reviewer, was_cancelled, result FROM annotations WHERE project_id = ?",
+                            (project,)).fetchall()
+    assert [row[:4] for row in rows] == [(task, key, replica["admin_email"], 0)] and json.loads(rows[0][4]) == [choice]
+    exports = [r for r in _proxied_requests(proxy, since) if r["uri"].startswith(f"/api/projects/{project}/export")]
+    assert exports and all(r["status"] == 200 for r in exports), exports
+
+
+def test_nginx_passes_an_export_page_of_500_task_ids_with_16k_request_lines_and_its_default_answers_414(proxied, proxy, label_studio):
+    project = proxied["project"]
+    client = LabelStudioClient(proxy["url"], label_studio["api_key"])
+    real = sorted(client.task_keys(project).values())
+    ids = real + [9_000_000 + i for i in range(500 - len(real))]  # a page of a large project: 500 ids of 7 digits
+    since = len(_proxied_requests(proxy))
+    exported = json.loads(client.export_json(project, ids))  # verify's own request for an export page
+    assert sorted(t["id"] for t in exported) == real
+    [page] = [r for r in _proxied_requests(proxy, since) if "/export" in r["uri"]]
+    assert page["status"] == 200 and len(page["uri"]) > 8192, len(page["uri"])  # longer than nginx's default buffer
+    refused = httpx.get(f"{proxy['default_url']}/api/projects/{project}/export", timeout=60,
+                        headers={"Authorization": f"Token {label_studio['api_key']}"},
+                        params={"exportType": "JSON", "download_all_tasks": "true", "ids[]": [str(i) for i in ids]})
+    assert refused.status_code == 414
+
+
+def test_a_502_from_nginx_is_one_line_and_exit_7(proxy, loop):
+    failed = cli(loop["env"], "reviewers", "list", "--url", proxy["down_url"], code=7)
+    lines = failed.output.strip().splitlines()
+    assert len(lines) == 1 and "502" in lines[0] and "Traceback" not in failed.output, failed.output
 
 
 def test_stopping_the_replica_leaves_the_first_server_and_its_postgresql_running(replica, label_studio):
