@@ -1,5 +1,6 @@
 """The command line, in process: help for every command, one-line errors with distinct exit codes."""
 
+import os
 import threading
 
 import click
@@ -124,3 +125,26 @@ def test_an_old_label_studio_gets_a_security_warning(version, expected):
 
     warning = version_warning(version)
     assert (warning is None) if expected is None else (expected in warning)
+
+
+def test_s3_bucket_and_prefix_options_stand_for_the_environment_during_their_command_only(monkeypatch):
+    """--s3-bucket / --s3-prefix (push, sync, adjudicate) are read where the S3 settings are: the environment, set
+    for the command and put back after it, so a caller's process keeps its own settings."""
+    from verify.cli import images_option
+
+    seen = []
+
+    @click.command()
+    @images_option
+    def probe(images):
+        seen.append((images, os.environ.get("VERIFY_S3_BUCKET"), os.environ.get("VERIFY_S3_PREFIX")))
+
+    monkeypatch.setenv("VERIFY_S3_BUCKET", "from-the-environment")
+    monkeypatch.delenv("VERIFY_S3_PREFIX", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(probe, ["--images", "s3", "--s3-bucket", "desk-frames", "--s3-prefix", "case-7/"]).exit_code == 0
+    assert runner.invoke(probe, []).exit_code == 0
+    assert seen == [("s3", "desk-frames", "case-7/"), ("auto", "from-the-environment", None)]
+    assert os.environ["VERIFY_S3_BUCKET"] == "from-the-environment" and "VERIFY_S3_PREFIX" not in os.environ
+    assert {"--s3-bucket", "--s3-prefix"} <= {o for p in main.commands["push"].params for o in p.opts}
+    assert {"--s3-bucket", "--s3-prefix"} <= {o for p in main.commands["sync"].params for o in p.opts}

@@ -52,12 +52,16 @@ def bucket(s3: dict):
 
 @pytest.fixture(scope="module")
 def pushed(label_studio, s3_server, footage, tmp_path_factory):
-    """One video's frames pushed twice with --images s3 through the CLI."""
+    """One video's frames pushed twice with --images s3 through the CLI (bucket and prefix given as options, then
+    by the environment)."""
     ws_dir = tmp_path_factory.mktemp("s3push") / "ws"
     env = cli_env(label_studio, ws_dir, **s3_env(s3_server))
     cli_workspace(env, footage, {"militants_at_gate": "militants-at-gate"})
     listed_before = bucket(s3_server).list_objects_v2(Bucket=s3_server["bucket"], Prefix=PREFIX + "/").get("Contents", [])
-    first = run(env, "push", "--images", "s3", "--new-project")  # its own project: other modules push the same fixtures
+    # the first push names the bucket and prefix with options (none in its environment), the second by the environment;
+    # its own project: other modules push the same fixtures
+    first = run({**env, "VERIFY_S3_BUCKET": None, "VERIFY_S3_PREFIX": None}, "push", "--images", "s3", "--s3-bucket",
+                s3_server["bucket"], "--s3-prefix", PREFIX, "--new-project")
     objects_after_first = {o["Key"]: o for o in bucket(s3_server).list_objects_v2(
         Bucket=s3_server["bucket"], Prefix=PREFIX + "/")["Contents"]}
     second = run(env, "push")  # auto: s3, since VERIFY_S3_BUCKET is set

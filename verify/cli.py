@@ -20,6 +20,7 @@ import click
 
 from verify import __version__, terminal
 from verify.errors import DiskFull, OptionError, VerifyError
+from verify.labelstudio.objects import DEFAULT_PREFIX, ENV_BUCKET, ENV_PREFIX
 from verify.terminal import shown
 from verify.workspace import Workspace
 
@@ -104,12 +105,45 @@ def unknown_labels_option(func: Callable) -> Callable:
     )(func)
 
 
-images_option = click.option(
-    "--images", type=click.Choice(["auto", "local", "upload", "s3"]), default="auto", show_default=True,
-    help="How frames reach Label Studio: local = its local-files storage (the server shares this disk; needs the local "
-         "server or VERIFY_FILES_ROOT); upload = through its import API (any server); s3 = an S3-compatible bucket "
-         "(VERIFY_S3_BUCKET, VERIFY_S3_PREFIX, AWS_ENDPOINT_URL and the AWS_* credentials from the environment), which "
-         "the project reads with presigned URLs; auto = s3 when VERIFY_S3_BUCKET is set, else local when possible.")
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` in the environment while one command runs."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _into_environment(name: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    """A click callback: an option given stands for the environment setting ``name`` during its command (the
+    S3 settings are read from the environment, where the AWS_* ones are too)."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.with_resource(_environment(name, value))
+    return callback
+
+
+def images_option(func):
+    """--images, and the bucket and prefix of --images s3 (options that stand for VERIFY_S3_BUCKET and VERIFY_S3_PREFIX)."""
+    func = click.option(
+        "--s3-prefix", metavar="PREFIX", expose_value=False, callback=_into_environment(ENV_PREFIX),
+        help=f"With s3: the folder of the bucket the frames go to (default: {ENV_PREFIX}, else {DEFAULT_PREFIX}).")(func)
+    func = click.option(
+        "--s3-bucket", metavar="BUCKET", expose_value=False, callback=_into_environment(ENV_BUCKET),
+        help=f"With s3 (or auto): the bucket the frames go to (default: {ENV_BUCKET}); credentials come from the "
+             "environment only.")(func)
+    return click.option(
+        "--images", type=click.Choice(["auto", "local", "upload", "s3"]), default="auto", show_default=True,
+        help="How frames reach Label Studio: local = its local-files storage (the server shares this disk; needs the "
+             "local server or VERIFY_FILES_ROOT); upload = through its import API (any server); s3 = an S3-compatible "
+             "bucket (--s3-bucket or VERIFY_S3_BUCKET, --s3-prefix or VERIFY_S3_PREFIX, AWS_ENDPOINT_URL and the AWS_* "
+             "credentials from the environment), which the project reads with presigned URLs; auto = s3 when a bucket "
+             "is named, else local when possible.")(func)
 
 
 context_option = click.option(

@@ -60,7 +60,7 @@ def settings(env: Mapping[str, str] | None = None) -> S3Settings:
     env = env if env is not None else os.environ
     bucket = env.get(ENV_BUCKET, "").strip()
     if not bucket:
-        raise OptionError("images", f"s3 needs a bucket: set {ENV_BUCKET} (and AWS_ENDPOINT_URL for a server other "
+        raise OptionError("images", f"s3 needs a bucket: give --s3-bucket or set {ENV_BUCKET} (and AWS_ENDPOINT_URL for a server other "
                                     "than AWS, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for its credentials)")
     endpoint = (env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or "").strip().rstrip("/") or None
     if endpoint:
