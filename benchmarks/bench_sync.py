@@ -38,6 +38,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -332,9 +333,7 @@ def _pushes(n, ws, frames, video, claims, images, state, creds, client, meter, v
 def _rounds(pushes: list[dict], references: list[dict]) -> str:
     """Each round's ratio (a push against the reference run beside it), sorted, and their median."""
     ratios = sorted(p["wall"] / r["wall"] for p, r in zip(pushes, references))
-    middle = len(ratios) // 2
-    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
-    return f"each round's ratio, sorted: {' '.join(f'{r:.2f}' for r in ratios)} (median {median:.2f})"
+    return f"each round's ratio, sorted: {' '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})"
 
 
 def _set_up_as_verify(client: LabelStudioClient, ws: Workspace, images: str, state, title: str) -> int:
@@ -342,16 +341,14 @@ def _set_up_as_verify(client: LabelStudioClient, ws: Workspace, images: str, sta
     instructions, and the storage its frames are served through), by verify's client; its id."""
     from verify.labelstudio import objects
     from verify.labelstudio.config import build_config, instructions_html
+    from verify.labelstudio.project import attach_bucket
 
     project = client.create_project(title, "set up as verify's", build_config(ws.case), instructions_html(ws.case),
                                     ws.case.review.reviewers_per_frame)
     if images == "local":
         client.ensure_local_storage(project, str(frame_urls(ws, [], Path(state.files_root))[0]), listed=False)
     elif images == "s3":
-        config = objects.settings()
-        access_key, secret_key, token = objects.ObjectStore(config).credentials()
-        client.ensure_s3_storage(project, config.bucket, config.prefix, config.endpoint, config.region, access_key,
-                                 secret_key, token, objects.PRESIGN_TTL_MIN)
+        attach_bucket(client, project, objects.ObjectStore(objects.settings()))
     return project
 
 

@@ -339,10 +339,17 @@ def upload_objects(ws: Workspace, client: LabelStudioClient, project_id: int,
         for batch in batched(pending, UPLOAD_BATCH * 5):
             uploaded += store.store({key: path for key, (path, _) in batch})
             ws.record_objects(endpoint, config.bucket, {key: sha for key, (_, sha) in batch})
+    attach_bucket(client, project_id, store)
+    return {key: objects.object_uri(config.bucket, name) for key, name in named.items()}, uploaded, config.where
+
+
+def attach_bucket(client: LabelStudioClient, project_id: int, store: objects.ObjectStore) -> None:
+    """The store's bucket and prefix as the project's S3 storage, with the credentials the store uses (the server
+    turns the tasks' ``s3://`` URIs into presigned URLs with them)."""
+    config = store.config
     access_key, secret_key, token = store.credentials()
     client.ensure_s3_storage(project_id, config.bucket, config.prefix, config.endpoint, config.region,
                              access_key, secret_key, token, objects.PRESIGN_TTL_MIN)
-    return {key: objects.object_uri(config.bucket, name) for key, name in named.items()}, uploaded, config.where
 
 
 def require_files_root(client: LabelStudioClient, files_root: Path | None) -> Path:
