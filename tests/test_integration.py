@@ -148,7 +148,7 @@ def test_verdicts_match_what_the_reviewers_entered(loop):
     civ = frames[loop["plan"]["civilians"]]
     assert civ["skipped_by"] == ["ben@desk.example"] and civ["notes"][0]["text"] == NOTE
     assert report["summary"]["skips"] == 1
-    assert report["reviewers"]["ana@desk.example"]["annotations"] == len(loop["plan"]["flag"]) + 2
+    assert report["reviewers"]["ana@desk.example"]["reviews"] == len(loop["plan"]["flag"]) + 2
     # the re-upload's frames were not reviewed again but carry the original's verdict
     sources = {s["source_id"]: s for s in report["sources"]}
     assert sources["flag-hoisting-pakistani-side"]["verdicts"]["taliban_flag_raised"] == "supported"
@@ -260,7 +260,7 @@ def test_a_lead_decides_a_disputed_frame(loop, label_studio):
                             json={"result": [{**result[0], "value": {"choices": [choice]}}]}, timeout=60)
         assert answer.status_code == 201, answer.text
     synced = run(env, "sync")
-    assert "pulled 1 lead decision from the adjudication project (1 annotation there by others than the lead ignored)" in synced.output
+    assert "pulled 1 lead decision from the adjudication project (1 submission there by others than the lead ignored)" in synced.output
     report = json.loads((loop["ws"] / "reports" / "report.json").read_text())
     frame = next(f for f in report["frames"] if f["key"] == loop["plan"]["militants"])
     verdict = frame["verdicts"]["militants_beside_pakistani_guards"]
@@ -369,7 +369,6 @@ def test_two_syncs_at_once_one_waits_its_turn_and_nothing_is_corrupted(loop):
     import sqlite3
     import subprocess
     import sys
-    import time
 
     env = {**os.environ, **loop["env"]}
     # the first: a verify process in the middle of writing, holding the workspace lock as every writing command
@@ -384,9 +383,9 @@ def test_two_syncs_at_once_one_waits_its_turn_and_nothing_is_corrupted(loop):
     assert first.returncode == 0
     assert second.returncode == 6, second.stdout + second.stderr
     assert f"workspace is in use by verify (pid {first.pid})" in second.stderr and "Traceback" not in second.stderr
-    deadline = time.monotonic() + 60
-    then = subprocess.run([sys.executable, "-m", "verify", "sync"], env=env, capture_output=True, text=True)  # its turn
-    assert then.returncode == 0 and time.monotonic() < deadline, then.stdout + then.stderr
+    # its turn: the lock is free (the timeout bounds a hang; how long a sync takes on a busy machine is not the point)
+    then = subprocess.run([sys.executable, "-m", "verify", "sync"], env=env, capture_output=True, text=True, timeout=300)
+    assert then.returncode == 0, then.stdout + then.stderr
     with closing(sqlite3.connect(loop["ws"] / "verify.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     audit = run(loop["env"], "audit")

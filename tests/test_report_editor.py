@@ -178,20 +178,22 @@ def test_status_sync_summary_html_markdown_and_json_agree_on_frames_answers_and_
     # per reviewer: the lead's decision is counted apart, never as a review
     for name, counts in status.reviewers.items():
         assert (counts["done"], counts["skipped"], counts["cannot_review"]) == (
-            model["reviewers"][name]["annotations"], model["reviewers"][name]["skipped"],
+            model["reviewers"][name]["reviews"], model["reviewers"][name]["skipped"],
             model["reviewers"][name]["cannot_review"]), name
     assert model["reviewers"][LEAD]["lead_decisions"] == 1
     assert status.adjudication["lead_decisions"] == {LEAD: 1}
     assert (status.adjudication["sent"], status.adjudication["decided"], status.adjudication["waiting"]) == (1, 1, 0)
-    assert model["summary"]["annotations"] == sum(r["annotations"] for r in model["reviewers"].values())
+    assert model["summary"]["reviews"] == sum(r["reviews"] for r in model["reviewers"].values())
+    assert model["summary"]["submissions"] == sum(sum(r.values()) for r in model["reviewers"].values())
     assert model["summary"]["lead_decisions"] == 1
-    assert f"| {ANA} | {model['reviewers'][ANA]['annotations']} | 0 | 1 | 1 |" in md
+    assert f"| {ANA} | {model['reviewers'][ANA]['reviews']} | 0 | 1 | 1 |" in md
     # "cannot review": one total everywhere, and the frame no reviewer could review listed, not silently unreviewed
     summary = model["summary"]
     assert summary["cannot_review"] == sum(r["cannot_review"] for r in model["reviewers"].values()) == 3
     assert summary["cannot_review"] == status.cannot_review["annotations"]
-    assert f'{summary["skips"]} skip and {summary["cannot_review"]} "could not review"' in html
-    assert f'{summary["skips"]} skip and {summary["cannot_review"]} "could not review"' in md
+    said = (f'{summary["submissions"]} submissions: {summary["reviews"]} reviews, {summary["skips"]} skip and '
+            f'{summary["cannot_review"]} "cannot review"')
+    assert said in unescape(html) and said in md
     nobody = [u["frame_key"] for u in model["nobody_could_review"]]
     assert nobody == [done["nobody"]] == [f["key"] for f in status.cannot_review["frames_nobody_could_review"]]
     assert summary["frames_nobody_could_review"] == 1 and "1 frame no reviewer could review" in html
@@ -282,13 +284,15 @@ def test_each_claim_says_what_its_verdict_rests_on(reports):
     ws, done, paths = reports
     claims = {c["id"]: c for c in json.loads(paths["json"].read_text())["claims"]}
     flag = claims[FLAG]["basis"]
-    supporting = len(claims[FLAG]["supporting"])  # as many as the keyframe selector gave the flag videos
-    assert supporting >= 3 and flag["text"].startswith(f"Supported on {supporting} frames: {supporting} supporting (")
+    supporting = len(claims[FLAG]["supporting"])  # as many as the keyframe selector gave the flag video
+    sources = claims[FLAG]["independent_sources"]["supporting"]
+    assert supporting >= 3 and flag["text"].startswith(
+        f"Supported: {supporting} independent frames supporting it, from {len(sources)} independent source")
     assert flag["answered_by"] == sorted([ANA, BEN])
     civilians = claims[CIVILIANS]["basis"]
     assert "civilians-refused (1 of 2 frames)" in civilians["text"] and civilians["provisional"]
     militants = claims[MILITANTS]["basis"]
-    assert militants["leads"] == [LEAD] and "decided by lead" in militants["text"]
+    assert militants["leads"] == [LEAD] and f"Lead's decision, apart from the votes: {LEAD} decided" in militants["text"]
 
 
 def test_a_claim_disputed_only_because_frames_conflict_says_so(reviewed):
@@ -371,14 +375,18 @@ def test_frame_verdicts_are_capitalised_like_claim_verdicts():
         "Supports", "Contradicts", "Inconclusive", "Supports (lead's decision)"]
 
 
-def test_a_reupload_frame_among_the_evidence_shows_its_originals_verdict_and_says_so(reports):
-    """A re-upload's frame counts with its original's verdict; the report shows that verdict, not "Unreviewed"."""
+def test_a_reupload_is_listed_with_its_original_and_never_counted_as_corroboration(reports):
+    """A re-upload's frame shows the same picture as its original: the report lists it beside the original's
+    evidence, counts the picture once, and never counts the re-upload's source as one more independent source."""
     ws, done, paths = reports
     report = json.loads(paths["json"].read_text())
     frames = {f["key"]: f for f in report["frames"]}
-    inherited = [e for c in report["claims"] for kind in ("supporting", "contradicting") for e in c[kind] if e["inherited_from"]]
-    assert inherited, "the scenario's re-uploaded flag frames count as evidence"
-    for e in inherited:
-        claim = next(c["id"] for c in report["claims"] if e in c["supporting"] + c["contradicting"])
-        assert e["verdict"] == frames[e["inherited_from"]]["verdicts"][claim]["verdict"] != "unreviewed"
-    assert "as its original, linked frame" in paths["html"].read_text()
+    copies = [(c, kind, e, cp) for c in report["claims"] for kind in ("supporting", "contradicting")
+              for e in c[kind] for cp in e["copies"]]
+    assert copies, "the scenario's re-uploaded flag frames are shown with their originals"
+    for claim, kind, e, cp in copies:
+        assert frames[cp["frame_key"]]["original"] == e["frame_key"]
+        assert cp["source_id"] not in claim["independent_sources"][kind], (claim["id"], cp)
+        assert cp["frame_key"] not in [x["frame_key"] for x in claim[kind]]  # counted once, with the original
+    assert "the same picture, counted once" in paths["html"].read_text()
+    assert "counted once" in paths["md"].read_text()

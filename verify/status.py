@@ -37,6 +37,9 @@ class Status:
     locations: dict[str, Any] | None = None
     # reviewers' "cannot review" answers: annotations, reasons{reason: n}, frames_nobody_could_review[{key, source_id, t_ms}]
     cannot_review: dict[str, Any] | None = None
+    # open tasks: which reviewers seen so far can still take them, and how many need a new reviewer
+    # {"open": n, "takers": {reviewer: n}, "need_new_reviewer": [{key, source_id, t_ms, reviews}]}
+    needs: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,7 +76,21 @@ def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
         adjudication=_queue(ws, verdicts),
         locations=_locations(verdicts),
         cannot_review=_cannot_review(verdicts),
+        needs=_needs(progress["needs"], verdicts),
     )
+
+
+def _needs(needs: list[dict[str, Any]], verdicts: Verdicts) -> dict[str, Any]:
+    """Who can still review the open tasks, and the frames that every reviewer so far has already touched."""
+    by_key = {f.key: f for f in verdicts.frames}
+    takers: dict[str, int] = {}
+    for n in needs:
+        for who in n["from"]:
+            takers[who] = takers.get(who, 0) + 1
+    stuck = [{"key": n["key"], "source_id": by_key[n["key"]].source_id if n["key"] in by_key else None,
+              "t_ms": by_key[n["key"]].t_ms if n["key"] in by_key else None, "reviews": n["reviews"]}
+             for n in needs if not n["from"]]
+    return {"open": len(needs), "takers": dict(sorted(takers.items())), "need_new_reviewer": stuck}
 
 
 def _cannot_review(verdicts: Verdicts) -> dict[str, Any]:

@@ -65,12 +65,15 @@ def pushed(result: Any) -> list[str]:
 def pulled(result: Any, adjudicating: bool) -> list[str]:
     what = "full export" if result.full else "changed since the last pull"
     archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
-    cannot = f", {result.cannot_review} could not review" if getattr(result, "cannot_review", 0) else ""
-    lines = [f"pulled {plural(result.annotations, 'annotation')} ({plural(result.skipped, 'skip')}{cannot}) by "
+    cannot = getattr(result, "cannot_review", 0)
+    reviews = result.annotations - result.skipped - cannot
+    # the report's words (its Method section defines them): submissions = reviews + skips + "cannot review"
+    lines = [f"pulled {plural(result.annotations, 'submission')}: {plural(reviews, 'review')}, "
+             f"{plural(result.skipped, 'skip')}, {cannot} cannot review, by "
              f"{plural(result.reviewers, 'reviewer')} on {plural(result.tasks, 'task')} ({what}){archived}"]
     if adjudicating:
         lines.append(f"pulled {plural(result.lead_decisions, 'lead decision')} from the adjudication project"
-                     + (f" ({plural(result.ignored, 'annotation')} there by others than the lead ignored)"
+                     + (f" ({plural(result.ignored, 'submission')} there by others than the lead ignored)"
                         if result.ignored else ""))
     for u in result.unreadable_locations:  # never dropped silently: the coordinator can ask the reviewer
         lines.append(f"location not read: task {u['task_id']}, {shown(u['reviewer'])} wrote {shown(repr(u['text']))}: "
@@ -79,12 +82,29 @@ def pulled(result: Any, adjudicating: bool) -> list[str]:
 
 
 def merged(verdicts: Any) -> list[str]:
-    """Per claim, the figures the report and `verify status` give: frames reviewed of the claim's frames, answers, skips."""
+    """Per claim, the figures the report and `verify status` give: frames reviewed of the claim's frames, answers, skips,
+    the independent sources the verdict rests on and whether it is provisional; then every ambiguous box."""
     width = max((len(c.id) for c in verdicts.claims), default=0)
-    return [f"{claim.id:<{width}}  {claim.verdict:<13} {claim.reviewed_frames} of {plural(claim.frames, 'frame')} reviewed, "
-            f"{plural(claim.answers, 'answer')}, {plural(claim.skips, 'skip')}, {claim.cannot_review} could not review"
-            + (f", {claim.agreement['percent']}% unanimous" if claim.agreement["percent"] is not None else "")
-            for claim in verdicts.claims]
+    lines = [f"{claim.id:<{width}}  {claim.verdict:<13} {claim.reviewed_frames} of {plural(claim.frames, 'frame')} reviewed, "
+             f"{plural(claim.answers, 'answer')}, {plural(claim.skips, 'skip')}, {claim.cannot_review} could not review"
+             + (f", {claim.agreement['percent']}% unanimous" if claim.agreement["percent"] is not None else "")
+             + _resting_on(claim) for claim in verdicts.claims]
+    for f in verdicts.frames:
+        for a in f.ambiguous_boxes:
+            lines.append(f"ambiguous box: task {f.task_id}, {shown(a['reviewer'])} gave one region two labels "
+                         f"({', '.join(shown(label) for label in a['labels'])}): counted as neither")
+    return lines
+
+
+def _resting_on(claim: Any) -> str:
+    """", on 1 independent source (single source), provisional: 3 frames short of the quorum"."""
+    found = sorted({s for kind in ("supporting", "contradicting", "disputed") for s in claim.sources.get(kind, [])})
+    words = f", on {plural(len(found), 'independent source')}" + (" (single source)" if len(found) == 1 else "") if found else ""
+    if claim.provisional and claim.short_of_quorum:
+        words += f", provisional: {plural(len(claim.short_of_quorum), 'frame')} short of the quorum"
+    elif claim.provisional:
+        words += ", provisional"
+    return words
 
 
 def adjudicated(result: Any, lead: str | None) -> list[tuple[str, bool]]:
@@ -119,6 +139,15 @@ def status(state: Any) -> list[str]:
     lines.append(f"frames {state.frames} · tasks {state.tasks} ({where}) · last pull {state.last_pull or 'never'}")
     lines.append(f"{state.open_tasks} of {state.tasks} tasks still need answers ({state.reviewers_per_frame} reviewers per frame)"
                  + (" · as of the last pull; run `verify pull` for the latest" if state.last_pull else ""))
+    needs = state.needs or {}
+    if needs.get("takers"):
+        lines.append("  still open to: " + ", ".join(f"{shown(who)} {n}" for who, n in needs["takers"].items()))
+    if needs.get("need_new_reviewer"):
+        stuck = needs["need_new_reviewer"]
+        lines.append(f"  {plural(len(stuck), 'frame')} every reviewer so far has answered, skipped or could not review "
+                     "needs another reviewer: add one with `verify reviewers add EMAIL` ("
+                     + ", ".join(f"{shown(f['source_id'])} at {f['t_ms'] / 1000:.3f} s with {plural(f['reviews'], 'review')}"
+                                 for f in stuck[:5]) + (", …" if len(stuck) > 5 else "") + ")")
     names = {name: shown(name) for name in state.reviewers}
     width = max([len("reviewer"), len("claim"), *map(len, names.values()), *(len(c["id"]) for c in state.claims)])
     if state.reviewers:  # names and ids are never cut: the columns are as wide as the longest

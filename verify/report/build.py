@@ -47,6 +47,18 @@ VERDICT_TEXT = {
     "supports": "Supports", "contradicts": "Contradicts",
 }
 PAPER = {"a4": "A4", "letter": "letter"}  # --paper → CSS @page size
+# the words every output uses for what people did in Label Studio (sync, status, the report), defined once
+VOCABULARY = {
+    "submission": "anything a person submitted in Label Studio: a review, a skip, a \"cannot review\" answer or a "
+                  "lead's decision (Label Studio's own count of submitted annotations leaves out the skips)",
+    "review": "a reviewer's submission that answers: the only kind that votes",
+    "skip": "a submission that skipped the frame: not a vote",
+    "cannot review": "a reviewer's answer that they could not review the frame, with a reason: not a vote, not a skip",
+    "lead decision": "the adjudicating lead's answer on a frame or a claim: decides it, shown beside the votes, never "
+                     "counted as a review",
+    "independent source": "a source whose own footage shows the picture; a re-upload counts as the source it copies",
+    "quorum": "the case's min_reviewers: the reviews each frame needs before its verdict stops being provisional",
+}
 GALLERY_IMAGES = 24  # per claim and kind of evidence, frames shown as pictures; the rest as links
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -105,17 +117,21 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
              "lead_had_answered": v["by_reviewer"].get(v["adjudicated_by"])}
             for claim, v in f["verdicts"].items() if v.get("adjudicated_by")]
 
-    def evidence(keys: list[str], claim_id: str) -> list[dict[str, Any]]:
+    def evidence(keys: list[str], claim_id: str, copies: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """One entry per independent picture, with the re-uploads that show it too (counted once, with it)."""
         out = []
         for key in keys:
             f = frames_by_key[key]
             v = f["verdicts"][claim_id]
-            inherited = f["duplicate_of"] if not v["answers"] and f["duplicate_of"] in frames_by_key else None
-            # a re-upload's frame counts with its original's verdict: show that one, and say where it comes from
-            verdict = frames_by_key[inherited]["verdicts"][claim_id]["verdict"] if inherited else v["verdict"]
+            original = frames_by_key[f["original"]] if f["original"] else f
             out.append({"frame_key": key, "source_id": f["source_id"], "timestamp": f["timestamp"], "t_ms": f["t_ms"],
-                        "verdict": verdict, "counts": v["counts"], "by_reviewer": v["by_reviewer"],
-                        "adjudicated_by": v.get("adjudicated_by"), "vote": v.get("vote"), "inherited_from": inherited})
+                        "verdict": v["verdict"], "counts": v["counts"], "by_reviewer": v["by_reviewer"],
+                        "adjudicated_by": v.get("adjudicated_by"), "vote": v.get("vote"),
+                        "independent_source": original["source_id"],
+                        "copies": [{"frame_key": c, "source_id": frames_by_key[c]["source_id"],
+                                    "timestamp": frames_by_key[c]["timestamp"],
+                                    "reviewed": bool(frames_by_key[c]["verdicts"][claim_id]["answers"])}
+                                   for c in copies.get(key, [])]})
         return out
 
     def could_not(keys: list[str]) -> list[dict[str, Any]]:
@@ -132,10 +148,16 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "skips": result["skips"], "complete": result["complete"], "agreement": result["agreement"],
             "cannot_review": result["cannot_review"], "cannot_review_reasons": result["cannot_review_reasons"],
             "nobody_could_review": could_not(result["nobody_could_review"]),
-            "basis": claim_basis(claim.id, result, merged["frames"], videos),
-            "supporting": evidence(result["supporting"], claim.id),
-            "contradicting": evidence(result["contradicting"], claim.id),
-            "disputed": evidence(result["disputed"], claim.id),
+            "basis": claim_basis(claim.id, result, merged["frames"], videos, case.review.min_reviewers),
+            "independent_sources": result["sources"],
+            "single_source": single_source(result),
+            "supporting": evidence(result["supporting"], claim.id, result["copies"]),
+            "contradicting": evidence(result["contradicting"], claim.id, result["copies"]),
+            "disputed": evidence(result["disputed"], claim.id, result["copies"]),
+            "short_of_quorum": [{"frame_key": k, "source_id": frames_by_key[k]["source_id"],
+                                 "timestamp": frames_by_key[k]["timestamp"],
+                                 "reviews": frames_by_key[k]["verdicts"][claim.id]["answers"],
+                                 "task_id": frames_by_key[k]["task_id"]} for k in result["short_of_quorum"]],
         })
 
     video_verdicts = {v.sha256: v.claims for v in verdicts.videos}
@@ -165,7 +187,9 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "reupload_of": links,
             "duplicate_frames": sum(1 for f in own if f["duplicate_of"]),
             "reuploads": [reupload_of(r, source_of) for r in reuploads.get(video.sha256, [])],
-            "verdicts": video_verdicts.get(video.sha256, {}),
+            "verdicts": video_verdicts.get(video.sha256, {}),  # from its own frames only, never from copied ones
+            "own_frames": video_counts[video.sha256]["own_frames"],
+            "copy_of": video_counts[video.sha256]["copy_of"],
             "graphic": graphic[video.sha256],
             "skips": video_counts[video.sha256]["skips"],
             "cannot_review": video_counts[video.sha256]["cannot_review"],
@@ -178,7 +202,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         })
 
     reviewed = [f for f in merged["frames"] if any(v["answers"] for v in f["verdicts"].values())]
-    people = {name: {"annotations": s["annotations"], "skipped": s["skipped"], "cannot_review": s["cannot_review"],
+    people = {name: {"reviews": s["annotations"], "skipped": s["skipped"], "cannot_review": s["cannot_review"],
                      "lead_decisions": s["ground_truth"]} for name, s in merged["reviewers"].items()}
     nobody_could = could_not([f["key"] for f in merged["frames"] if f["nobody_could_review"]])
     decisions = [{"frame_key": f["key"], "source_id": f["source_id"], "timestamp": f["timestamp"], **d}
@@ -195,12 +219,15 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "frames_sent_for_review": len(tasks),
             "frames_linked_as_reuploads": sum(1 for f in frames if f.duplicate_of),
             "frames_reviewed": len(reviewed),
-            "annotations": sum(p["annotations"] for p in people.values()),
+            "submissions": sum(p["reviews"] + p["skipped"] + p["cannot_review"] + p["lead_decisions"]
+                               for p in people.values()),
+            "reviews": sum(p["reviews"] for p in people.values()),
             "skips": sum(p["skipped"] for p in people.values()),
             "cannot_review": sum(p["cannot_review"] for p in people.values()),
             "frames_nobody_could_review": len(nobody_could),
             "lead_decisions": sum(p["lead_decisions"] for p in people.values()),
-            "reviewers": sum(1 for p in people.values() if p["annotations"] or p["skipped"] or p["cannot_review"]),
+            "reviewers": sum(1 for p in people.values() if p["reviews"] or p["skipped"] or p["cannot_review"]),
+            "ambiguous_boxes": sum(len(f["ambiguous_boxes"]) for f in merged["frames"]),
         },
         "nobody_could_review": nobody_could,
         "claims": claims,
@@ -216,6 +243,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         "unknown_labels": merged["unknown_labels"],
         "unknown_label_policy": merged["unknown_label_policy"],
         "method": {
+            "vocabulary": VOCABULARY,
             "rules": merged["rules"],
             "min_reviewers": case.review.min_reviewers,
             "reviewers_per_frame": case.review.reviewers_per_frame,
@@ -241,6 +269,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
                             "(action \"report\") and can be checked with sha256sum",
             # the log and the evidence; a report's own token is made once it is written (timestamps/…-report-….tsr)
             "timestamps": [timestamp_token(t) for t in ws.timestamps() if t["kind"] != "report"],
+            "accepted": custody.accepted(ws),  # files no verify action wrote, accepted by a person (`verify audit --accept`)
         },
     }
 
@@ -311,11 +340,22 @@ def _listing(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
-def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, Any]], videos: list) -> dict[str, Any]:
+def single_source(result: dict[str, Any]) -> bool:
+    """Whether a decided claim rests on the footage of one independent source (pure)."""
+    deciding = {"supported": ["supporting"], "contradicted": ["contradicting"],
+                "disputed": ["supporting", "contradicting", "disputed"]}.get(result["verdict"], [])
+    found = {s for kind in deciding for s in result["sources"].get(kind, [])}
+    return len(found) == 1
+
+
+def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, Any]], videos: list,
+                quorum: int = 2) -> dict[str, Any]:
     """What a claim's verdict rests on, in figures and in words (pure).
 
-    Per source: the claim's frames from it, how many reviewed; the sources the case names for the
-    claim (its own) that are still unreviewed; who answered; why a dispute is a dispute.
+    Evidence is counted per independent picture (a re-upload and its original are one) and per independent
+    source (a re-upload counts as the source it copies). Per source: the claim's frames from it, how many
+    reviewed, how many are copies of another source's; the sources the case names for the claim (its own)
+    that are still unreviewed; who answered; why a dispute is a dispute; the frames short of the quorum.
     """
     relevant = [f for f in frames if claim_id in f["bears_on"] or f["verdicts"][claim_id]["answers"]]
     per_source: dict[str, dict[str, Any]] = {}
@@ -326,38 +366,51 @@ def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, An
             per_source[v.source_id] = {
                 "source_id": v.source_id, "own": v.source_id in own_sources, "frames": len(mine),
                 "reviewed": sum(1 for f in mine if f["verdicts"][claim_id]["answers"]),
-                "inherited": sum(1 for f in mine if not f["verdicts"][claim_id]["answers"] and f["duplicate_of"]),
+                "copies": sum(1 for f in mine if not f["verdicts"][claim_id]["answers"] and f["original"]),
             }
     answered_by = sorted({who for f in relevant for who in f["verdicts"][claim_id]["by_reviewer"]})
     leads = sorted({f["verdicts"][claim_id]["adjudicated_by"] for f in relevant if f["verdicts"][claim_id].get("adjudicated_by")})
     decided = {"supporting": result["supporting"], "contradicting": result["contradicting"], "disputed": result["disputed"]}
-    by_key = {f["key"]: f for f in relevant}
-
-    def where(keys: list[str]) -> str:
-        counts: dict[str, int] = {}
-        for k in keys:
-            counts[by_key[k]["source_id"]] = counts.get(by_key[k]["source_id"], 0) + 1
-        return _listing([f"{n} from {s}" for s, n in counts.items()])
+    by_key = {f["key"]: f for f in frames}
 
     words = []
     n_decided = sum(len(v) for v in decided.values())
     verdict = VERDICT_TEXT.get(result["verdict"], result["verdict"])
     if n_decided:
-        parts = [f"{len(keys)} {kind} ({where(keys)})" for kind, keys in decided.items() if keys]
-        words.append(f"{verdict} on {plural(n_decided, 'frame')}: {_listing(parts)}.")
+        parts = []
+        for kind, keys in decided.items():
+            if keys:
+                sources = result["sources"][kind]
+                parts.append(f"{plural(len(keys), 'independent frame')} {kind} it, from "
+                             f"{plural(len(sources), 'independent source')} ({_listing(sources)})")
+        words.append(f"{verdict}: {_listing(parts)}.")
+        if single_source(result):
+            words.append("Single source: nothing independent corroborates it yet.")
     else:
         words.append(f"{verdict}: no frame has a decided verdict on this claim yet.")
+    copied = sorted({by_key[c]["source_id"] for cs in result["copies"].values() for c in cs})
+    n_copies = sum(len(cs) for cs in result["copies"].values())
+    if n_copies:
+        words.append(f"{plural(n_copies, 'frame')} of {_listing(copied)} {'re-uploads' if n_copies == 1 else 're-upload'} "
+                     "these pictures: counted once, with the original, not as corroboration.")
     words.append(f"{result['reviewed_frames']} of the claim's {plural(result['frames'], 'frame')} reviewed, "
                  f"{plural(result['answers'], 'answer')}" + (f" by {_listing(answered_by)}" if answered_by else "")
-                 + (f"; decided by lead {_listing(leads)} on {plural(sum(1 for f in relevant if f['verdicts'][claim_id].get('adjudicated_by')), 'frame')}" if leads else "")
                  + ".")
+    if leads:
+        n_lead = sum(1 for f in relevant if f["verdicts"][claim_id].get("adjudicated_by"))
+        words.append(f"Lead's decision, apart from the votes: {_listing(leads)} decided {plural(n_lead, 'frame')}.")
     if result["verdict"] == "disputed" and not result["disputed"]:
         words.append(f"Disputed because frames conflict: {len(result['supporting'])} support it and "
                      f"{len(result['contradicting'])} contradict it; no single frame is disputed.")
-    unreviewed = [s for s in per_source.values() if s["own"] and s["reviewed"] + s["inherited"] < s["frames"]]
+    short = result.get("short_of_quorum") or []
+    if short and result["verdict"] not in ("pending", "unreviewed"):
+        pictures = len({by_key[k]["original"] or k for k in short}) if short else 0
+        words.append(f"Provisional: {plural(pictures, 'frame')} of the claim still "
+                     f"{'has' if pictures == 1 else 'have'} fewer than {plural(quorum, 'review')} (the quorum).")
+    unreviewed = [s for s in per_source.values() if s["own"] and s["reviewed"] + s["copies"] < s["frames"]]
     if unreviewed:
         words.append("Still unreviewed among the sources said to show it: " + _listing(
-            [f"{s['source_id']} ({s['frames'] - s['reviewed'] - s['inherited']} of {plural(s['frames'], 'frame')})"
+            [f"{s['source_id']} ({s['frames'] - s['reviewed'] - s['copies']} of {plural(s['frames'], 'frame')})"
              for s in unreviewed]) + ".")
     if result.get("cannot_review"):
         nobody = len(result.get("nobody_could_review") or [])
@@ -369,7 +422,7 @@ def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, An
         words.append("None of those sources' frames has been reviewed: the verdict rests on other footage only.")
     return {"sources": list(per_source.values()), "answered_by": answered_by, "leads": leads,
             "unreviewed_sources": [s["source_id"] for s in unreviewed], "text": " ".join(words),
-            "provisional": bool(unreviewed) or result["verdict"] in ("pending", "unreviewed")}
+            "provisional": bool(unreviewed) or bool(result.get("provisional"))}
 
 
 # --- rendering -----------------------------------------------------------------------------

@@ -126,9 +126,10 @@ def layout_tags(boxes: Sequence[Rect], sizes: Sequence[Sequence[tuple[float, flo
 
 
 def tag_texts(boxes: list[dict[str, Any]], times: bool) -> list[tuple[str, str]]:
-    """Per box: the full tag ("1 Taliban flag ×2") and the short one ("1")."""
+    """Per box: the full tag ("1 Taliban flag ×2", "2 Gate lead" for a lead's own box) and the short one ("1")."""
     sign = "×" if times else "x"
-    return [(f"{n} {b['label']} {sign}{b['drawn_by']}", str(n)) for n, b in enumerate(boxes, 1)]
+    return [(f"{n} {b['label']} " + ("lead" if b.get("lead") else f"{sign}{b['drawn_by']}"), str(n))
+            for n, b in enumerate(boxes, 1)]
 
 
 def annotate(path: Path, boxes: list[dict[str, Any]], colours: list[str], width: int = 640,

@@ -2,21 +2,10 @@
 
 Pure functions over plain records (from the workspace); nothing here does I/O.
 
-The rules (also stated in every report, from ``RULES``):
-
-- Only submitted annotations count; a skip is counted as a skip, not a vote; drafts never arrive.
-- A reviewer who answers "cannot review this frame" with a reason gives no verdicts: their claim
-  answers, boxes and location are left out; the reason and notes are counted apart from skips.
-- Frame verdict on a claim, from the reviewers' answers (Supports / Contradicts / Can't tell):
-  no answer → *unreviewed*; fewer answers than the case's ``min_reviewers`` → *pending*;
-  one answer held by more than half of the answers → *supports*, *contradicts* or
-  *inconclusive* (for Can't tell); anything else (ties, three-way splits) → *disputed*.
-  A lead reviewer's ground-truth annotation, where present, decides instead (*adjudicated*).
-- Roll-up over a set of frames (a video's, or every frame bearing on a claim): *supported*
-  if some frame supports the claim and none contradicts it; *contradicted* the other way
-  round; *disputed* if frames conflict or any frame is disputed; else *inconclusive* if
-  reviewed frames could not tell; *pending* if reviews are still missing; *unreviewed* if
-  no frame has a review. Nothing is *supported* without a frame that reviewers agreed shows it.
+The rules are ``RULES`` below: every report states them, and the documentation quotes them
+from there (they are written once). In short: each person counts once, a lead's decision is shown
+apart from the reviewers' votes, a re-upload and its original are one piece of evidence, and a
+verdict stays provisional until each of its pictures has the case's quorum of reviews.
 """
 
 from __future__ import annotations
@@ -35,18 +24,28 @@ from verify.records import Annotation, Frame, Video
 from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES, LocationAnswer, Locations, merge_locations, read_answer
 
 RULES = [
-    "Only submitted annotations count. A skipped frame counts as a skip, not as a vote.",
+    "Vocabulary: a submission is anything a person submitted in Label Studio; a review is a reviewer's submission "
+    "that gives answers (not a skip, not \"cannot review\", not a lead's decision); skips, \"cannot review\" answers "
+    "and lead decisions are counted apart and are never votes.",
     "A reviewer who could not review a frame (and said why) gives no verdict, box or location on it, even if they "
     "also answered; their reason and notes are shown and counted apart from skips.",
-    "Per frame and claim: no answers → unreviewed; fewer than the case's minimum number of reviewers → pending; "
+    "Per frame and claim: no answers → unreviewed; fewer than the case's quorum (min_reviewers) → pending; "
     "an answer given by more than half of the reviewers decides (Supports → supports, Contradicts → contradicts, "
-    "Can't tell → inconclusive); otherwise (ties, splits) → disputed.",
-    "A lead reviewer's ground-truth annotation overrides the vote for that frame (adjudicated).",
-    "Per video and per claim: supported if at least one frame supports the claim and none contradicts it; "
-    "contradicted if at least one frame contradicts it and none supports it; disputed if frames conflict or a frame "
-    "is disputed; inconclusive if the reviewed frames cannot tell; pending if reviews are missing; unreviewed if no "
+    "Can't tell → inconclusive); otherwise (ties, splits) → disputed. Each person counts once.",
+    "A lead reviewer's decision overrides the vote for that frame (adjudicated); it is shown beside the vote, and the "
+    "lead is never counted as one more reviewer.",
+    "Evidence is counted per independent picture: a re-upload and the original it copies are one piece of evidence, "
+    "from the original's source. A verdict says how many independent sources it rests on; one source is a single "
+    "source. A re-upload's own verdicts come only from frames it adds to the original.",
+    "Per video and per claim: supported if at least one picture supports the claim and none contradicts it; "
+    "contradicted if at least one picture contradicts it and none supports it; disputed if pictures conflict or one "
+    "is disputed; inconclusive if the reviewed pictures cannot tell; pending if reviews are missing; unreviewed if no "
     "frame has been reviewed.",
-    "Boxes of the same label drawn by different reviewers are merged when they overlap by IoU ≥ 0.5.",
+    "A verdict is provisional while any of the claim's pictures has fewer reviews than the quorum (and no lead "
+    "decision); the report names those frames.",
+    "Boxes of the same label drawn by different reviewers are merged when they overlap by IoU ≥ 0.5. A box the lead "
+    "inherited from the reviewers and left unchanged is not a new drawing; a box the lead drew or changed is shown "
+    "as the lead's. A region given two labels at once is reported as ambiguous and counted as neither.",
 ]
 IOU_MATCH = 0.5
 _ANSWER = {label: key for key, label in VERDICT_CHOICES.items()}
@@ -83,6 +82,8 @@ class Review:
     created_at: str | None = None
     location: LocationAnswer | None = None  # where the reviewer says the camera was (None: nothing given)
     cannot_review: str | None = None  # the reason key, when the reviewer said they could not review the frame
+    # regions carrying more than one label (Label Studio issue #5198): counted as ambiguous, never as a box of each
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def counts(self) -> bool:
@@ -112,6 +113,7 @@ def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
             skipped=annotation.was_cancelled, ground_truth=annotation.ground_truth, created_at=annotation.created_at,
         )
         seen_boxes = set()
+        regions: dict[Any, tuple[dict[str, Any], list[str]]] = {}  # region id → (first result item, its labels)
         geo: dict[str, Any] = {}
         for item in annotation.result or []:
             kind, name, value = item.get("type"), item.get("from_name"), item.get("value") or {}
@@ -129,20 +131,33 @@ def _decoder(case: Case, keep_unknown: bool) -> Callable[[Annotation], Review]:
             elif kind == "textarea" and name == NOTES:
                 review.notes.extend(t for t in value.get("text", []) if isinstance(t, str) and t.strip())
             elif kind == "rectanglelabels":
-                for label in value.get("rectanglelabels", []):
-                    box = _box(value, label)
-                    if label not in known:
-                        review.unknown_labels.append(label)
-                        if not keep_unknown:
-                            continue
-                        box["unknown"] = True
-                    signature = (label, box["x"], box["y"], box["width"], box["height"])
-                    if signature not in seen_boxes:  # one drag can produce two identical regions
-                        seen_boxes.add(signature)
-                        review.boxes.append(box)
+                region_id = item.get("id")
+                labels = [label for label in value.get("rectanglelabels", []) if isinstance(label, str)]
+                if region_id is not None and region_id in regions:
+                    regions[region_id][1].extend(labels)  # the same region labelled by a second control
+                else:
+                    regions[region_id if region_id is not None else f"#{len(regions)}"] = (item, labels)
+        for region_id, (item, labels) in regions.items():
+            value = item.get("value") or {}
+            distinct = list(dict.fromkeys(labels))
+            if len(distinct) > 1:  # one region, two labels: which one the reviewer meant is unknown
+                review.ambiguous.append({**_box(value, " + ".join(distinct)), "labels": distinct, "region": region_id})
+                continue
+            for label in distinct:
+                box = _box(value, label)
+                box["origin"] = item.get("origin")
+                if label not in known:
+                    review.unknown_labels.append(label)
+                    if not keep_unknown:
+                        continue
+                    box["unknown"] = True
+                signature = (label, box["x"], box["y"], box["width"], box["height"])
+                if signature not in seen_boxes:  # one drag can produce two identical regions
+                    seen_boxes.add(signature)
+                    review.boxes.append(box)
         if review.cannot_review:  # no verdicts from a reviewer who could not review the frame (rule 2)
             review.skipped = False
-            review.answers, review.boxes, review.unknown_labels = {}, [], []
+            review.answers, review.boxes, review.unknown_labels, review.ambiguous = {}, [], [], []
         if geo and not review.skipped and not review.cannot_review:
             location = read_answer(
                 annotation.reviewer, annotation.frame_key, " ".join(t.strip() for t in geo.get(GEO_TEXT, []) if t.strip()),
@@ -236,10 +251,37 @@ def merge_boxes(reviews: list[Review]) -> list[dict[str, Any]]:
     merged = []
     for g in groups:
         n = len(g["members"])
-        mean = {k: round(sum(m[k] for m in g["members"]) / n, 3) for k in ("x", "y", "width", "height", "rotation")}
+        mean = {k: round(sum(m[k] for m in g["members"]) / n, 3) for k in _GEOMETRY}
         extra = {"unknown": True} if g["members"][0].get("unknown") else {}
         merged.append({"label": g["label"], **mean, "reviewers": sorted(g["reviewers"]), "drawn_by": n, **extra})
     return merged
+
+
+_GEOMETRY = ("x", "y", "width", "height", "rotation")
+SAME_PLACE = 0.05  # percent of the picture: a region this close to a reviewer's box of the same label is that box
+
+
+def inherited(box: dict[str, Any], reviews: list[Review]) -> bool:
+    """Whether a lead's box is one of the reviewers' boxes that ``adjudicate`` sent as predictions, left unchanged.
+
+    Label Studio 1.23 marks a region that came from a prediction with ``origin`` "prediction" (and
+    "prediction-changed" once it is moved, resized or relabelled; "manual" when drawn); where no origin was
+    exported, a box of the same label at the same place as a reviewer's is taken as inherited.
+    """
+    if box.get("origin") == "prediction":
+        return True
+    if box.get("origin") in ("prediction-changed", "manual"):
+        return False
+    return any(other["label"] == box["label"] and all(abs(other[k] - box[k]) <= SAME_PLACE for k in _GEOMETRY)
+               for review in reviews for other in review.boxes)
+
+
+def lead_boxes(leads: list[Review], reviews: list[Review]) -> list[dict[str, Any]]:
+    """The boxes lead reviewers drew or changed themselves (not those they inherited from the reviewers unchanged),
+    each apart from the reviewers' boxes: ``lead`` names who drew it, and no reviewer is counted for it."""
+    return [{"label": box["label"], **{k: round(box[k], 3) for k in _GEOMETRY}, "reviewers": [], "drawn_by": 0,
+             "lead": lead.reviewer, **({"unknown": True} if box.get("unknown") else {})}
+            for lead in leads for box in lead.boxes if not inherited(box, reviews)]
 
 
 @contextmanager
@@ -315,6 +357,9 @@ class FrameVerdict:
     locations: list[dict[str, Any]] = field(default_factory=list)  # where each reviewer says the camera was
     # who could not review it: {"reviewer", "reason" (key), "reason_text", "notes"[], "lead", "at"}; not votes, not skips
     cannot_review: list[dict[str, Any]] = field(default_factory=list)
+    # regions given two labels at once: {"reviewer", "labels", "x", "y", "width", "height"}; neither label counted
+    ambiguous_boxes: list[dict[str, Any]] = field(default_factory=list)
+    original: str | None = None  # the first frame of the footage this one re-uploads (following links to the end)
 
     @property
     def disputed_claims(self) -> list[str]:
@@ -331,20 +376,23 @@ class VideoVerdict:
     sha256: str
     source_id: str
     frames: int
-    claims: dict[str, str]  # claim id → rolled-up verdict over the video's frames
+    claims: dict[str, str]  # claim id → rolled-up verdict over the video's own frames (not those linked to an original)
     skips: int = 0
     cannot_review: int = 0  # reviewers' "cannot review" answers on the video's frames (not skips, not votes)
     cannot_review_reasons: dict[str, int] = field(default_factory=dict)  # reason key → how many
     nobody_could_review: list[str] = field(default_factory=list)  # frame keys no reviewer could review
+    own_frames: int = 0  # frames not linked to an earlier video's frame: what this video adds
+    copy_of: list[str] = field(default_factory=list)  # sources whose footage its linked frames re-upload
 
 
 @dataclass(slots=True)
 class ClaimVerdict:
     id: str
     verdict: str
-    frames: int  # frames bearing on the claim
+    frames: int  # frames bearing on the claim (re-uploads included)
     reviewed_frames: int
-    supporting: list[str]  # frame keys
+    # the independent pictures (a re-upload and its original are one), by the frame key that carries the verdict
+    supporting: list[str]
     contradicting: list[str]
     disputed: list[str]
     agreement: dict[str, Any]  # frames_with_2plus, unanimous, percent, alpha, pairs
@@ -354,6 +402,17 @@ class ClaimVerdict:
     cannot_review: int = 0  # reviewers' "cannot review" answers on the claim's frames (not skips, not votes)
     cannot_review_reasons: dict[str, int] = field(default_factory=dict)  # reason key → how many
     nobody_could_review: list[str] = field(default_factory=list)  # the claim's frames no reviewer could review
+    # independent sources per kind of evidence: the sources of the originals of the supporting, contradicting and
+    # disputed pictures (a re-upload is the source it copies, never one more)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    copies: dict[str, list[str]] = field(default_factory=dict)  # evidence frame key → its re-uploads among the claim's frames
+    # the claim's pictures still short of the quorum (fewer than min_reviewers answers, not decided by a lead):
+    # the verdict is provisional until there are none
+    short_of_quorum: list[str] = field(default_factory=list)
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.short_of_quorum) or self.verdict in ("pending", "unreviewed")
 
 
 @dataclass(slots=True)
@@ -381,13 +440,15 @@ class Verdicts:
                 "frames": [_frame_json(f) for f in self.frames],
                 "videos": [{"sha256": v.sha256, "source_id": v.source_id, "frames": v.frames, "claims": v.claims,
                             "skips": v.skips, "cannot_review": v.cannot_review, "cannot_review_reasons": v.cannot_review_reasons,
-                            "nobody_could_review": v.nobody_could_review} for v in self.videos],
+                            "nobody_could_review": v.nobody_could_review, "own_frames": v.own_frames,
+                            "copy_of": v.copy_of} for v in self.videos],
                 "claims": [{"id": c.id, "verdict": c.verdict, "frames": c.frames, "reviewed_frames": c.reviewed_frames,
                             "answers": c.answers, "skips": c.skips, "complete": c.complete,
                             "cannot_review": c.cannot_review, "cannot_review_reasons": c.cannot_review_reasons,
                             "nobody_could_review": c.nobody_could_review,
                             "supporting": c.supporting, "contradicting": c.contradicting, "disputed": c.disputed,
-                            "agreement": c.agreement} for c in self.claims],
+                            "sources": c.sources, "copies": c.copies, "short_of_quorum": c.short_of_quorum,
+                            "provisional": c.provisional, "agreement": c.agreement} for c in self.claims],
                 "reviewers": self.reviewers,
                 "unknown_labels": self.unknown_labels,
                 "unknown_label_policy": self.unknown_label_policy,
@@ -410,7 +471,8 @@ def _frame_json(f: FrameVerdict) -> dict[str, Any]:
             "task_id": f.task_id, "bears_on": f.bears_on, "reviewers": f.reviewers, "skipped_by": f.skipped_by,
             "verdicts": {claim: _vote_json(v) for claim, v in f.verdicts.items()}, "width": f.width, "height": f.height,
             "boxes": f.boxes, "notes": f.notes, "reviews": f.reviews, "locations": f.locations,
-            "cannot_review": f.cannot_review, "nobody_could_review": f.nobody_could_review}
+            "cannot_review": f.cannot_review, "nobody_could_review": f.nobody_could_review,
+            "ambiguous_boxes": f.ambiguous_boxes, "original": f.original}
 
 
 def merge(case: Case, videos: list[Video], frames: list[Frame], annotations: list[Annotation],
@@ -483,7 +545,7 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             reviewers=sorted({r.reviewer for r in done}),
             skipped_by=sorted(r.reviewer for r in reviews if r.skipped),
             verdicts=verdicts, width=frame.width, height=frame.height,
-            boxes=to_pixels(merge_boxes([r for r in reviews if not r.skipped]), frame.width, frame.height),
+            boxes=to_pixels(merge_boxes(done) + lead_boxes(lead, done), frame.width, frame.height),
             notes=[{"reviewer": r.reviewer, "text": t, "lead": r.ground_truth} for r in reviews if not r.cannot_review
                    for t in r.notes],
             reviews=[{"reviewer": r.reviewer, "at": r.created_at, "skipped": r.skipped, "cannot_review": r.cannot_review,
@@ -492,50 +554,54 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             cannot_review=[{"reviewer": r.reviewer, "reason": r.cannot_review, "reason_text": reason_text(r.cannot_review),
                             "notes": r.notes, "lead": r.ground_truth, "at": r.created_at}
                            for r in sorted(reviews, key=lambda r: (r.created_at or "", r.annotation_id)) if r.cannot_review],
+            ambiguous_boxes=[{"reviewer": r.reviewer, "lead": r.ground_truth, **{k: b[k] for k in ("labels", *_GEOMETRY)}}
+                             for r in reviews if not r.skipped for b in r.ambiguous],
         ))
 
     frame_by_key = {f.key: f for f in frame_out}
-
-    def frame_verdict_of(f: FrameVerdict, claim_id: str) -> str:
-        """A re-uploaded frame that was not reviewed itself takes its original's verdict."""
-        if f.duplicate_of and not f.verdicts[claim_id].answers:
-            original = frame_by_key.get(f.duplicate_of)
-            if original:
-                return original.verdicts[claim_id].verdict
-        return f.verdicts[claim_id].verdict
+    for f in frame_out:
+        f.original = original_of(f, frame_by_key)
 
     video_out = []
     for video in videos:
-        own = [f for f in frame_out if f.video_sha256 == video.sha256]
-        reasons = _reasons(own)
+        frames_of = [f for f in frame_out if f.video_sha256 == video.sha256]
+        own = [f for f in frames_of if not f.original]  # what a re-upload adds; its copied frames speak for the original
+        reasons = _reasons(frames_of)
         video_out.append(VideoVerdict(
-            sha256=video.sha256, source_id=video.source_id, frames=len(own),
-            claims={c: roll_up(frame_verdict_of(f, c) for f in own) for c in claim_ids
-                    if c in claims_of[video.sha256] or any(f.verdicts[c].answers for f in own)},
-            skips=sum(len(f.skipped_by) for f in own), cannot_review=sum(reasons.values()), cannot_review_reasons=reasons,
-            nobody_could_review=[f.key for f in own if f.nobody_could_review],
+            sha256=video.sha256, source_id=video.source_id, frames=len(frames_of),
+            claims={c: roll_up(f.verdicts[c].verdict for f in own) for c in claim_ids
+                    if own and (c in claims_of[video.sha256] or any(f.verdicts[c].answers for f in own))},
+            skips=sum(len(f.skipped_by) for f in frames_of), cannot_review=sum(reasons.values()),
+            cannot_review_reasons=reasons, nobody_could_review=[f.key for f in frames_of if f.nobody_could_review],
+            own_frames=len(own),
+            copy_of=sorted({frame_by_key[f.original].source_id for f in frames_of if f.original}),
         ))
 
     claim_out = []
     for claim in case.claims:
         # frames of videos said to bear on the claim, and any other frame a reviewer answered it for
         relevant = [f for f in frame_out if claim.id in f.bears_on or f.verdicts[claim.id].answers]
-        verdicts = [(f.key, frame_verdict_of(f, claim.id)) for f in relevant]
+        evidence = pictures(relevant, claim.id, frame_by_key)
+        kinds = {kind: [p for p in evidence if p.verdict in verdicts] for kind, verdicts in _KINDS.items()}
         reasons = _reasons(relevant)
         claim_out.append(ClaimVerdict(
             id=claim.id,
-            verdict=roll_up(v for _, v in verdicts),
+            verdict=roll_up(p.verdict for p in evidence),
             frames=len(relevant),
             reviewed_frames=sum(1 for f in relevant if f.verdicts[claim.id].answers),
-            supporting=[key for key, v in verdicts if v in ("supports", "adjudicated:supports")],
-            contradicting=[key for key, v in verdicts if v in ("contradicts", "adjudicated:contradicts")],
-            disputed=[key for key, v in verdicts if v == "disputed"],
+            supporting=[p.key for p in kinds["supporting"]],
+            contradicting=[p.key for p in kinds["contradicting"]],
+            disputed=[p.key for p in kinds["disputed"]],
             agreement=_agreement(relevant, claim.id),
             answers=sum(f.verdicts[claim.id].answers for f in relevant),
             skips=sum(len(f.skipped_by) for f in relevant),
             complete=sum(1 for f in relevant if f.verdicts[claim.id].answers >= case.review.reviewers_per_frame),
             cannot_review=sum(reasons.values()), cannot_review_reasons=reasons,
             nobody_could_review=[f.key for f in relevant if f.nobody_could_review],
+            sources={kind: sorted({frame_by_key[p.original].source_id for p in found}) for kind, found in kinds.items()},
+            copies={p.key: p.copies for p in evidence if p.copies and p.verdict in _DECIDED},
+            short_of_quorum=[p.key for p in evidence if p.verdict in ("pending", "unreviewed")
+                             and not frame_by_key[p.key].nobody_could_review],
         ))
 
     reviewers: dict[str, dict[str, int]] = defaultdict(
@@ -555,6 +621,55 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
     return Verdicts(frames=frame_out, videos=video_out, claims=claim_out, reviewers=dict(sorted(reviewers.items())),
                     unknown_labels=dict(unknown), unknown_label_policy=unknown_labels, rules=RULES,
                     min_reviewers=case.review.min_reviewers, locations=locations)
+
+
+_KINDS = {"supporting": ("supports", "adjudicated:supports"), "contradicting": ("contradicts", "adjudicated:contradicts"),
+          "disputed": ("disputed",)}
+_DECIDED = {v for verdicts in _KINDS.values() for v in verdicts}
+
+
+def original_of(frame: FrameVerdict, frame_by_key: dict[str, FrameVerdict]) -> str | None:
+    """The frame a re-uploaded frame ultimately copies (links followed to their end), or None for original footage."""
+    seen = {frame.key}
+    key = frame.duplicate_of
+    found = None
+    while key in frame_by_key and key not in seen:
+        seen.add(key)
+        found = key
+        key = frame_by_key[key].duplicate_of
+    return found
+
+
+@dataclass(slots=True)
+class Picture:
+    """One independent piece of evidence on a claim: an original frame with the re-uploads of it (pure merge record)."""
+
+    key: str  # the frame whose verdict it carries: the original, or a re-upload reviewed in its stead
+    original: str  # the original frame's key
+    verdict: str
+    copies: list[str]  # the other frames of the claim showing the same picture (re-uploads), linked to ``original``
+
+
+def pictures(relevant: list[FrameVerdict], claim_id: str, frame_by_key: dict[str, FrameVerdict]) -> list[Picture]:
+    """The claim's frames grouped by the original picture they show: a re-upload and its original are one piece of
+    evidence (pure). Its verdict is that of the group's reviewed frames (the original's first); if reviews of copies
+    of one picture disagree, the picture is disputed; if none is reviewed, the original's (unreviewed or pending)."""
+    groups: dict[str, list[FrameVerdict]] = {}
+    for f in relevant:
+        groups.setdefault(f.original or f.key, []).append(f)
+    out = []
+    for original, members in groups.items():
+        root = frame_by_key[original]
+        ordered = [root] + [m for m in members if m.key != original]
+        reviewed = [m for m in ordered if m.verdicts[claim_id].verdict != "unreviewed"]
+        decided = [m for m in reviewed if m.verdicts[claim_id].verdict not in ("pending",)]
+        carrier = (decided or reviewed or [root])[0]
+        said = {m.verdicts[claim_id].verdict.removeprefix("adjudicated:") for m in decided}
+        verdict = carrier.verdicts[claim_id].verdict if len(said) <= 1 else "disputed"
+        shown = {m.key for m in members}
+        out.append(Picture(key=carrier.key, original=original, verdict=verdict,
+                           copies=[m.key for m in ordered if m.key != carrier.key and m.key in shown]))
+    return out
 
 
 def _reasons(frames: list[FrameVerdict]) -> dict[str, int]:
@@ -650,6 +765,14 @@ def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Anno
         remaining = len(open_tasks - touched)
         reviewers[name] = {"assigned": done + skipped + len(could_not) + remaining, "done": done, "skipped": skipped,
                            "cannot_review": len(could_not), "remaining": remaining}
+    # each open task: how many reviews it has, and which reviewers seen so far have not touched it (none: it needs
+    # another person, because every reviewer has already answered, skipped or could not review it)
+    touched_by: dict[str, set[str]] = defaultdict(set)
+    for r in reviews:
+        touched_by[r.frame_key].add(r.reviewer)
+    everyone = set(reviewers)
+    needs = [{"key": k, "reviews": submitted[k], "needed": needed, "from": sorted(everyone - touched_by[k])}
+             for k in sorted(open_tasks)]
     claims = []
     for claim in case.claims:
         answered = Counter(r.frame_key for r in reviews if r.counts and claim.id in r.answers)
@@ -660,4 +783,4 @@ def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Anno
                        "skipped": sum(1 for r in reviews if r.skipped),
                        "cannot_review": sum(1 for r in reviews if r.cannot_review)})
     return {"tasks": len(keys), "open_tasks": len(open_tasks), "reviewers_per_frame": needed,
-            "reviewers": reviewers, "claims": claims}
+            "reviewers": reviewers, "claims": claims, "needs": needs}
