@@ -390,3 +390,24 @@ def test_a_reupload_is_listed_with_its_original_and_never_counted_as_corroborati
         assert cp["frame_key"] not in [x["frame_key"] for x in claim[kind]]  # counted once, with the original
     assert "the same picture, counted once" in paths["html"].read_text()
     assert "counted once" in paths["md"].read_text()
+
+
+def test_status_and_report_say_how_many_independent_sources_each_verdict_rests_on(reports):
+    """Issue 24: "independent sources" and "frames" are separate numbers in status, the JSON and the report, a
+    verdict on one source says "single source", and a re-upload's source row says it is a copy."""
+    from verify import terminal
+
+    ws, done, paths = reports
+    model = json.loads(paths["json"].read_text())
+    status = workspace_status(ws, pipeline.current_verdicts(ws))
+    flag_row = next(c for c in status.claims if c["id"] == FLAG)
+    flag = next(c for c in model["claims"] if c["id"] == FLAG)
+    assert flag_row["independent_sources"] == len(flag["independent_sources"]["supporting"]) == 1
+    assert flag_row["evidence_frames"] == len(flag["supporting"]) and flag["single_source"]
+    printed = next(line for line in terminal.status(status) if line.strip().startswith(FLAG))
+    assert f"on {len(flag['supporting'])} independent frames from 1 independent source (single source)" in printed
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    assert "single source" in html and "(single source)" in md
+    copy = next(s for s in model["sources"] if s["copy_of"])
+    assert copy["verdicts"] == {} and f"copy of {copy['copy_of'][0]}" in md
+    assert f'copy of <a href="#source-{copy["copy_of"][0]}">' in html

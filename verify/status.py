@@ -123,7 +123,11 @@ def _claim_row(claim: ClaimVerdict, verdicts: Verdicts, needed: int) -> dict[str
     return {"id": claim.id, "frames": claim.frames, "reviewed": claim.reviewed_frames, "answered": claim.reviewed_frames,
             "done": claim.complete,
             "answers": claim.answers, "skips": claim.skips, "cannot_review": claim.cannot_review, "remaining": waiting,
-            "verdict": claim.verdict}
+            "verdict": claim.verdict, "provisional": claim.provisional,
+            # the verdict rests on these: independent frames (a re-upload counted with its original) and their sources
+            "evidence_frames": len(claim.supporting) + len(claim.contradicting) + len(claim.disputed),
+            "independent_sources": len({s for found in claim.sources.values() for s in found}),
+            "short_of_quorum": len(claim.short_of_quorum)}
 
 
 def _queue(ws: Workspace, verdicts: Verdicts) -> dict[str, Any]:

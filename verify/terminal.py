@@ -159,7 +159,8 @@ def status(state: Any) -> list[str]:
                  f"{'remaining':>10}  verdict")
     for c in state.claims:
         lines.append(f"  {c['id']:<{width}} {c['frames']:>8} {c['reviewed']:>8} {c['done']:>6} {c['answers']:>8} "
-                     f"{c['skips']:>6} {c.get('cannot_review', 0):>7} {c['remaining']:>10}  {c['verdict']}")
+                     f"{c['skips']:>6} {c.get('cannot_review', 0):>7} {c['remaining']:>10}  {c['verdict']}"
+                     + _evidence_words(c))
     cannot = state.cannot_review
     if cannot and cannot["annotations"]:  # "cannot" above: reviewers who said they could not review a frame, and why
         reasons = ", ".join(f"{shown(reason)} {n}" for reason, n in cannot["reasons"].items())
@@ -181,6 +182,18 @@ def status(state: Any) -> list[str]:
                      f"{q['decided']} decided, {q['waiting']} waiting for the lead, {q['disputed_not_sent']} disputed and "
                      f"not yet sent (`verify adjudicate`)" + (f" · lead decisions, counted apart: {leads}" if leads else ""))
     return lines
+
+
+def _evidence_words(row: dict[str, Any]) -> str:
+    """" on 3 independent frames from 1 independent source (single source), provisional" for a status claim row."""
+    words = ""
+    if row.get("evidence_frames"):
+        sources = row["independent_sources"]
+        words = (f" on {plural(row['evidence_frames'], 'independent frame')} from {plural(sources, 'independent source')}"
+                 + (" (single source)" if sources == 1 else ""))
+    if row.get("provisional") and row["verdict"] not in ("pending", "unreviewed"):
+        words += f", provisional ({row['short_of_quorum']} short of the quorum)" if row.get("short_of_quorum") else ", provisional"
+    return words
 
 
 def audited(result: Any, signatures_checked: bool) -> list[str]:
