@@ -12,7 +12,8 @@ frames inside transitions are never kept. A pick whose perceptual hash is within
 stream, never index ÷ fps), index, shot, sha256 of the JPEG, sha256 of the decoded pixels and
 the perceptual hash. Preview mode (``mode="preview"``) decodes only the stream's keyframes: fast,
 but shots between keyframes can be missed, and its frames say so. After all videos, frames that match a frame of another video (a
-re-upload) are linked to it with ``duplicate_of``.
+re-upload) are linked to it with ``duplicate_of``. A video that decodes but gives no frame (every picture blank)
+is recorded ``partial``, with the reason in its note, never ``ok``.
 
 Each video is decoded in its own process (``verify.media.isolate``): a hang or crash costs one file.
 """
@@ -208,9 +209,7 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
         "frame_count_estimate": estimate,
         "decoder": facts["reader"],
     }
-    warnings = []
-    if not frames and measured["blank_frames"]:
-        warnings.append(f"every decoded picture was blank ({measured['blank_frames']} of {decoded}): no frame to review")
+    warnings = [] if frames else [nothing_kept(decoded, measured["blank_frames"], counts.flashes)]
     if not preview and times[0] > 1000:  # times count from the stream's start
         warnings.append(f"the first {times[0] / 1000:.2f} s of the stream could not be decoded; frames start there")
     if (not preview and estimate and decoded < 0.9 * estimate) or (last_error and not decode_errors):
@@ -219,6 +218,14 @@ def extract_video(path: str, out_dir: str, params: dict[str, Any]) -> dict[str, 
     if decode_errors:
         warnings.append(f"{decode_errors} corrupt packet(s) skipped ({last_error}); the picture may have glitches there")
     return {"frames": sorted(frames, key=lambda r: r["t_ms"]), "measured": measured, "warning": "; ".join(warnings)}
+
+
+def nothing_kept(decoded: int, blank: int, flashes: int) -> str:
+    """Why a video that decoded gave no frame to review (the selector keeps one per shot: only blank or flash
+    pictures are left without one)."""
+    if blank == decoded:
+        return f"every decoded picture was blank ({blank} of {decoded}): no frame to review"
+    return f"no frame was kept from {decoded} decoded pictures ({blank} blank, {flashes} flash(es)): nothing to review"
 
 
 @dataclass
@@ -320,7 +327,7 @@ def _record(ws: Workspace, video: Video, tmp: Path, outcome, params: FrameParams
             pixel_sha256=f["pixel_sha256"], phash=f["phash"], width=f["width"], height=f["height"],
             sharpness=f["sharpness"], extractor=extractor, fingerprint=f.get("fingerprint"),
         ))
-    status = "preview" if params.mode == "preview" else "partial" if value["warning"] else "ok"
+    status = "preview" if params.mode == "preview" else "partial" if value["warning"] or not frames else "ok"
     note = "; ".join(filter(None, [PREVIEW_NOTE if params.mode == "preview" else "", value["warning"]])) or None
     try:
         ws.record_frames(sha, frames, status, note, {**video.metadata, "measured": value["measured"]})
@@ -333,9 +340,15 @@ def _record(ws: Workspace, video: Video, tmp: Path, outcome, params: FrameParams
     custody.record(ws, "extract", inputs=[(video.evidence, sha)], outputs=[(f.file, f.sha256) for f in frames],
                    source_id=video.source_id, extractor=extractor, status=status)
     result.frames, result.warning, result.measured = len(frames), value["warning"], value["measured"]
-    shots = value["measured"]["shots"]
-    result.message = f"{len(frames)} frames from {shots} shots" if shots else f"{len(frames)} frames ({PREVIEW_NOTE})"
+    result.message = extracted_message(len(frames), value["measured"]["shots"], params.mode)
     return result
+
+
+def extracted_message(frames: int, shots: int | None, mode: str) -> str:
+    """The line `verify frames` prints for a video; only a preview extraction mentions the preview."""
+    if mode == "preview":
+        return f"{frames} frames ({PREVIEW_NOTE})"
+    return f"{frames} frames from {shots or 0} shots"
 
 
 def link_reuploads(ws: Workspace, distance: int) -> int:

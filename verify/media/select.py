@@ -20,7 +20,10 @@ What makes a new shot:
   the one before it, and every picture of the run fits ``a·before + b·after + c`` (or, for a
   wipe, takes each pixel from one of them). A fade's black hold belongs to the run. Pictures in
   and around a run are never kept; a run that ends where it began (an exposure change, a flash
-  of light) is not a transition.
+  of light) is not a transition. A shot that has no frame when its run is cut short (by a cut, a
+  new picture size or the end of the video) keeps the run's sharpest picture: steady motion at a
+  low frame rate, or a clip that is one slow dissolve, looks like such a run, and every shot gets
+  a frame.
 
 What makes a new frame within a shot: the *view*. Each picture's coarse structure (a 16-pixel
 wide, area-averaged copy) is compared with every frame already kept from the shot, by
@@ -195,8 +198,7 @@ class Selector:
         prev = self._pics[-1] if self._pics else None
         if prev is not None and prev.small.shape != small.shape:  # new size: everything so far is decided
             self._drain()
-            self._close_window()
-            self._end_run(interrupted=True)
+            self._close_shot()
             self._pics, self._next, self._cut_next, self._blend_next = [], 0, 0, 0
             self._start_new_shot()
             prev = None
@@ -214,8 +216,7 @@ class Selector:
     def finish(self) -> list[Pick]:
         """Decide the pictures still held for look-ahead; returns the last picks."""
         self._drain()
-        self._end_run(interrupted=False, at_end=True)
-        self._close_window()
+        self._close_shot()
         return self._take()
 
     def _take(self) -> list[Pick]:
@@ -294,8 +295,7 @@ class Selector:
         pic = pics[i]
         if pic.cut:
             self.counts.cuts += 1
-            self._close_window()
-            self._end_run(interrupted=True)
+            self._close_shot()
             self._start_new_shot()
         if pic.flash:
             return
@@ -333,6 +333,19 @@ class Selector:
             self._clean(best)
 
     # --- decisions ---------------------------------------------------------------------------
+
+    def _close_shot(self) -> None:
+        """The shot ends (a cut, a new picture size, the end of the video): decide what it still holds.
+
+        A run of blend-like pictures still open is no transition (nothing came after it), but it may be all
+        the shot showed: steady motion such as a scrolling pattern or a slow pan at a low frame rate looks
+        like a dissolve from one picture to the next for up to ``max_transition_s``. A shot with no frame yet
+        gets the run's sharpest picture, so that no shot, and no short clip, is left without one.
+        """
+        self._close_window()
+        self._end_run(interrupted=True)
+        self._offer_run_best()
+        self._close_window()
 
     def _start_new_shot(self) -> None:
         self._new_shot = True
@@ -446,11 +459,11 @@ class Selector:
         before = self._run_before or run[0]
         return _explained([run[len(run) // 2]], before, now) >= self.p.transition_fit
 
-    def _end_run(self, interrupted: bool, after: _Pic | None = None, at_end: bool = False) -> bool:
+    def _end_run(self, interrupted: bool, after: _Pic | None = None) -> bool:
         """A run of blended pictures ended: was it a transition into another shot?"""
         run, before = self._run, self._run_before
         self._run = self._run_before = None
-        if run is None or interrupted or at_end or after is None:
+        if run is None or interrupted or after is None:
             return False
         if before is None:  # faded in from black (or the video starts mid-transition)
             return False
