@@ -206,3 +206,14 @@ def test_only_a_preview_extraction_speaks_of_a_preview(workspace, tmp_path):
     assert preview.message.endswith(f"({PREVIEW_NOTE})") and workspace.videos()[0].frames_status == "preview"
     [full] = extract(workspace)
     assert "preview" not in full.message.lower() and workspace.videos()[0].frames_status == "ok"
+
+
+def test_a_video_with_a_warning_is_printed_as_partial_never_as_plain_ok():
+    from types import SimpleNamespace
+
+    from verify import terminal
+
+    result = SimpleNamespace(source_id="s", sha256="0" * 64, ok=True, message="0 frames from 0 shots",
+                             warning="no frame was kept from 3 decoded pictures: nothing to review")
+    assert terminal.extracted(result).startswith("PART s (000000000000): 0 frames")
+    assert terminal.extracted(SimpleNamespace(**{**vars(result), "warning": None})).startswith("ok   s")

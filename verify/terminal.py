@@ -48,7 +48,9 @@ def extracted(result: Any) -> str:
     name = shown(f"{result.source_id} ({result.sha256[:12]})")
     if not result.ok:
         return f"FAIL {name}: {shown(result.message)}"
-    return f"ok   {name}: {shown(result.message)}" + (f"; WARNING {shown(result.warning)}" if result.warning else "")
+    if result.warning:  # a video partly or not at all extracted is never reported as plain "ok"
+        return f"PART {name}: {shown(result.message)}; WARNING {shown(result.warning)}"
+    return f"ok   {name}: {shown(result.message)}"
 
 
 def pushed(result: Any) -> list[str]:
