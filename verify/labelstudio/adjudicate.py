@@ -12,6 +12,11 @@ they are sent: one the config cannot show is left out and counted. ``verify pull
 project too; the lead's answers are ground truth and decide the frame's verdict (merge rule 3),
 the report shows both the decision and the vote. Run it again after new disputes arise: frames already sent are not sent
 twice.
+
+Claims whose frames conflict (reviewers agreed that some frames support the claim and others contradict it) cannot be
+settled frame by frame: each goes, as one task showing the conflicting frames side by side, to a third project (the
+claim-decisions project, see ``verify.labelstudio.claims``), where the lead decides the claim with a note; it is sent
+again when the set of conflicting frames changes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from verify import custody
 from verify.case import VERDICT_CHOICES, Case
 from verify.clock import timestamp
 from verify.errors import OptionError, VerifyError
+from verify.labelstudio.claims import send_claim_conflicts
 from verify.labelstudio.client import LabelStudioClient, region_errors
 from verify.labelstudio.config import bears_field, build_config
 from verify.labelstudio.project import (ADJUDICATION, build_task, ensure_project, frames_served, image_mode,
@@ -46,6 +52,21 @@ class AdjudicateResult:
     conflicts: list[str] = field(default_factory=list)
     predictions: int = 0  # reviewers' sets of boxes sent with the newly imported tasks, as predictions
     boxes_left_out: int = 0  # reviewers' boxes the labeling config cannot show (e.g. a label since removed)
+    # claims whose frames conflict (some support, others contradict it), sent to the claim-decisions project
+    claim_conflicts: int = 0
+    claims_imported: int = 0  # newly sent (not sent before with the same conflicting frames)
+    claims_project_id: int | None = None  # None: no claim has conflicted yet, so no such project
+    claims_project_url: str = ""
+
+
+def claims_sent(result: AdjudicateResult) -> list[str]:
+    """What ``verify adjudicate`` says of the claims whose frames conflict (pure); nothing before any has."""
+    if result.claims_project_id is None:
+        return []
+    n = result.claim_conflicts
+    return [f"{n} {'claim' if n == 1 else 'claims'} whose frames conflict (some support it, others contradict it); "
+            f"{result.claims_imported} newly sent for a claim decision to project {result.claims_project_id}: "
+            f"{result.claims_project_url}"]
 
 
 def lead_conflicts(disputed: list[FrameVerdict], lead: str | None) -> list[str]:
@@ -125,7 +146,8 @@ def adjudicate(
     ws: Workspace, client: LabelStudioClient, files_root: Path | None, verdicts: Verdicts, lead: str | None = None,
     progress: Callable[[int], None] | None = None, images: str = "auto",
 ) -> AdjudicateResult:
-    """Send every frame the merged ``verdicts`` show disputed to the adjudication project; return what was done.
+    """Send every frame the merged ``verdicts`` show disputed to the adjudication project, and every claim whose frames
+    conflict to the claim-decisions project; return what was done.
 
     Raises:
         VerifyError: nothing pulled yet.
@@ -179,8 +201,12 @@ def adjudicate(
         with frames_served(ws, client, project_id, [*frames, *strips.values()], mode, files_root) as (urls, _):
             existing, imported = import_missing(client, project_id, frames, make_task, progress)
         ws.record_tasks(project_id, existing)
-    custody.record(ws, "adjudicate", server=client.url, label_studio_user=client.user.get("email"), project_id=project_id,
-                   disputed_frames=len(disputed), imported=imported, lead=lead, lead_answered_frames=conflicts,
-                   reviewer_predictions=sent["predictions"], boxes_left_out=sent["left_out"])
+    claims = send_claim_conflicts(ws, client, files_root, verdicts, mode, progress)
+    custody.record(ws, "adjudicate", outputs=claims.montages, server=client.url, label_studio_user=client.user.get("email"),
+                   project_id=project_id, disputed_frames=len(disputed), imported=imported, lead=lead,
+                   lead_answered_frames=conflicts, reviewer_predictions=sent["predictions"], boxes_left_out=sent["left_out"],
+                   claims_project_id=claims.project_id, claim_conflicts=claims.conflicts, claims_imported=claims.imported)
     return AdjudicateResult(project_id, f"{client.url}/projects/{project_id}/data", len(disputed), imported, lead, conflicts,
-                            predictions=sent["predictions"], boxes_left_out=sent["left_out"])
+                            predictions=sent["predictions"], boxes_left_out=sent["left_out"],
+                            claim_conflicts=claims.conflicts, claims_imported=claims.imported,
+                            claims_project_id=claims.project_id, claims_project_url=claims.project_url)

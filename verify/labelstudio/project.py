@@ -1,7 +1,8 @@
 """The Label Studio projects verify keeps for a workspace: finding, creating, recovering them,
 making frames reachable by the server, and importing the tasks that are missing.
 
-Push uses the review project, adjudicate the adjudication project; both go through here.
+Push uses the review project, adjudicate the adjudication project and the claim-decisions project; all go
+through here.
 The project is found from the workspace (its id and the server it lives on), else by the
 workspace marker in project descriptions, else by the workspace's frame keys in a project of
 the same case (a lost or rebuilt workspace), else created with the labeling config generated
@@ -26,7 +27,8 @@ from verify.clock import timestamp
 from verify.errors import OptionError, ProjectMissing, ServerError
 from verify.labelstudio.client import (UPLOAD_BATCH, LabelStudioClient, TaskJSON, batched, encode_tasks, import_batches,
                                       validate_config)
-from verify.labelstudio.config import BEARS, GRAPHIC_WARNING, bears_field, build_config, check_config, instructions_html
+from verify.labelstudio.config import (BEARS, GRAPHIC_WARNING, bears_field, build_claim_config, build_config, check_config,
+                                       claim_instructions_html, instructions_html)
 from verify.labelstudio import objects
 from verify.media.context import header as context_header
 from verify.records import Context, Frame, Video
@@ -110,11 +112,29 @@ class Role:
     config_meta: str  # workspace meta key holding the sha256 of the config verify last set
     marker: str  # written into the project description, to find the project again
     suffix: str  # appended to the case title
-    adjudication: bool
+    adjudication: bool  # one annotation per task, by the lead; a project lost on the server is made again
+    claims: bool = False  # the lead decides claims whose frames conflict (its own labeling config: verify.labelstudio.claims)
 
 
 REVIEW = Role("project_id", "config_sha256", MARKER, "", False)
 ADJUDICATION = Role("adjudication_project_id", "adjudication_config_sha256", "verify-adjudication:", " (adjudication)", True)
+CLAIMS = Role("claims_project_id", "claims_config_sha256", "verify-claims:", " (claim decisions)", True, claims=True)
+
+
+def role_config(case: Case, role: Role, context: bool = True) -> str:
+    """The labeling config of the role's project, checked against the case."""
+    if role.claims:
+        return build_claim_config()
+    config = build_config(case, adjudication=role.adjudication, context=context)
+    check_config(config, case)
+    return config
+
+
+def role_instructions(case: Case, role: Role, stream_url: str | None = None) -> str:
+    """The role's project instructions (with ``stream_url``, the link to its label stream)."""
+    if role.claims:
+        return claim_instructions_html(case, stream_url)
+    return instructions_html(case, role.adjudication, stream_url)
 
 
 TITLE_MAX = 50  # Label Studio allows 50 characters
@@ -148,8 +168,7 @@ def ensure_project(
     found in a project that was not yet marked as the workspace's (see ``recover_project``).
     """
     case = ws.case
-    config = build_config(case, adjudication=role.adjudication, context=context)
-    check_config(config, case)
+    config = role_config(case, role, context)
     validate_config(config)
     config_sha = hashlib.sha256(config.encode()).hexdigest()
     per_task = 1 if role.adjudication else case.review.reviewers_per_frame
@@ -177,7 +196,7 @@ def ensure_project(
             title=project_title(case, role),
             description=f"{case.summary}\n\n{role.marker}{ws.id} case:{case.id}",
             label_config=config,
-            instructions=instructions_html(case, role.adjudication),
+            instructions=role_instructions(case, role),
             maximum_annotations=per_task,
         )
         created = True
@@ -195,7 +214,7 @@ def ensure_project(
         if server_sha != config_sha or project["maximum_annotations"] != per_task:
             client.update_project(project_id, label_config=config, maximum_annotations=per_task,
                                   expert_instruction=linked_instructions(client, case, project_id, role))
-        elif project["instructions"] == instructions_html(case, role.adjudication):  # made, but not yet linked
+        elif project["instructions"] == role_instructions(case, role):  # made, but not yet linked
             link_stream(client, case, project_id, role)
     ws.update_meta(**{role.meta: str(project_id), "server_url": client.url, role.config_meta: config_sha})
     return project_id, created, recovered
@@ -209,7 +228,7 @@ def link_stream(client: LabelStudioClient, case: Case, project_id: int, role: Ro
 
 def linked_instructions(client: LabelStudioClient, case: Case, project_id: int, role: Role = REVIEW) -> str:
     """The project's instructions with the link to its label stream."""
-    return instructions_html(case, role.adjudication, label_stream_url(client.url, project_id))
+    return role_instructions(case, role, label_stream_url(client.url, project_id))
 
 
 def recover_project(ws: Workspace, client: LabelStudioClient, role: Role) -> tuple[int | None, int]:

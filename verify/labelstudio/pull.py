@@ -23,8 +23,11 @@ from verify import custody
 from verify.clock import file_stamp, now_utc
 from verify.errors import ProjectMissing, ServerError, VerifyError
 from verify.files import atomic_write
+from verify.labelstudio.claims import task_record_item
 from verify.labelstudio.client import LabelStudioClient, batched
+from verify.labelstudio.project import CLAIMS
 from verify.records import Annotation, Export
+from verify.verdicts.claim_decisions import parse_key
 from verify.verdicts.merge import Review, decode
 from verify.workspace import Workspace
 
@@ -42,7 +45,8 @@ class PullResult:
     reviewers: int
     cannot_review: int = 0  # annotations saying "cannot review this frame" with a reason (not skips, not votes)
     lead_decisions: int = 0
-    ignored: int = 0  # annotations in the adjudication project by someone other than the lead
+    ignored: int = 0  # annotations in the adjudication (and claim-decisions) project by someone other than the lead
+    claim_decisions: int = 0  # the lead's annotations in the claim-decisions project (skips included, as lead_decisions)
     # location texts that are not coordinates verify can read: {task_id, frame_key, reviewer, text, reason}
     unreadable_locations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -84,7 +88,8 @@ def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[Ann
 
 
 def pull(ws: Workspace, client: LabelStudioClient, full: bool = False) -> PullResult:
-    """Bring the project's annotations (and the lead's, from the adjudication project) into the workspace.
+    """Bring the project's annotations (and the lead's, from the adjudication and claim-decisions projects) into the
+    workspace.
 
     Raises:
         VerifyError: nothing has been pushed from this workspace yet.
@@ -109,17 +114,38 @@ def pull(ws: Workspace, client: LabelStudioClient, full: bool = False) -> PullRe
         result.ignored = decisions.ignored
         result.export_files += decisions.export_files
         result.unreadable_locations += decisions.unreadable_locations
+    claims = ws.get_meta(CLAIMS.meta)
+    if claims:
+        lead = ws.get_meta("adjudication_lead")
+        try:
+            decided = _pull_project(ws, client, int(claims), users, lead=lead or "", full=full, claim_tasks=True)
+        except ProjectMissing:
+            raise ProjectMissing(f"{client.url}: the claim-decisions project {claims} is gone from the server (the other "
+                                 "annotations were pulled); run `verify adjudicate` to send the claims whose frames conflict "
+                                 "to a new one")
+        result.claim_decisions = decided.annotations
+        result.ignored += decided.ignored
+        result.export_files += decided.export_files
     return result
 
 
+def with_task_records(tasks: list[dict[str, Any]], records: list[Annotation]) -> list[Annotation]:
+    """Claim-decision annotations with their task's record of what it showed added to their result (pure): the
+    annotations table keeps no task data, and a decision must say which frames it was made on."""
+    meta = {t["id"]: t.get("meta") or {} for t in tasks}
+    return [replace(r, result=[*(r.result or []), task_record_item(meta.get(r.task_id, {}))])
+            if parse_key(r.frame_key) else r for r in records]
+
+
 def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, users: dict[int, str],
-                  lead: str | None = None, full: bool = False) -> PullResult:
+                  lead: str | None = None, full: bool = False, claim_tasks: bool = False) -> PullResult:
     """Archive one project's exports and bring its annotations in the workspace up to date.
 
     Page by page: each export page is archived and its annotations stored before the next is asked for, and
     only counts are kept (``Tally``), so memory does not grow with the project.
     With ``lead`` (the adjudication project): annotations are ground truth; when ``lead`` is
-    an email, only that user's count and the others are ignored.
+    an email, only that user's count and the others are ignored. ``claim_tasks`` (the claim-decisions project):
+    each annotation also carries its task's record (``with_task_records``).
     """
     mark = f"pulled_until:{project_id}"
     since = None if full else ws.get_meta(mark)
@@ -138,6 +164,8 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
         for page in pages:
             name, exported, sha = _archive(ws, client, project_id, page)
             records = [replace(r, project_id=project_id, export_file=name) for r in parse_export(exported, users)]
+            if claim_tasks:
+                records = with_task_records(exported, records)
             if lead is not None:
                 kept = [replace(r, ground_truth=True) for r in records if not lead or r.reviewer == lead]
                 tally.ignored += len(records) - len(kept)
