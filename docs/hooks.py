@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import html
 import importlib
 import inspect
 import io
@@ -29,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cell(text: str) -> str:
-    """Text for one Markdown table cell."""
+    """Text for one Markdown table cell (a cell made by ``_code`` is HTML already)."""
+    if str(text).startswith("<code>"):
+        return str(text)
     return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
 
 
@@ -37,6 +40,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _code(text: str) -> str:
+    """Text as inline code inside a table cell (a Markdown code span would show the escaped "\\|")."""
+    return "<code>" + html.escape(" ".join(text.split())).replace("|", "&#124;") + "</code>"
 
 
 # --- the command line -------------------------------------------------------------------------------------------
@@ -95,11 +103,11 @@ def cli_reference() -> str:
         rows = []
         for param in cmd.get_params(ctx):
             if isinstance(param, click.Argument):
-                rows.append([f"`{param.make_metavar(ctx)}`", "argument (see above)"])
+                rows.append([_code(param.make_metavar(ctx)), "argument (see above)"])
                 continue
             record = param.get_help_record(ctx)
             if record:
-                rows.append([f"`{record[0]}`", record[1]])
+                rows.append([_code(record[0]), record[1]])
         if rows:
             parts.append(_table(["option", "what"], rows))
     return "\n\n".join(parts)
