@@ -194,11 +194,12 @@ def select_params() -> str:
 def module_constants(module_name: str, names: list[str]) -> str:
     """Module-level constants with the comment beside each in the code."""
     module = importlib.import_module(module_name)
-    comments = {}
+    comments: dict[str, str] = {}
+    current = None  # the name the line being read starts with
     for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(module)).readline):
         if tok.type == tokenize.NAME and tok.start[1] == 0:
             current = tok.string
-        elif tok.type == tokenize.COMMENT and tok.start[1] > 0 and "current" in locals():
+        elif tok.type == tokenize.COMMENT and tok.start[1] > 0 and current:
             comments.setdefault(current, tok.string.lstrip("# ").strip())
     return _table(["constant", "value", "what"],
                   [[f"`{n}`", f"`{getattr(module, n)!r}`", comments.get(n, "")] for n in names])
