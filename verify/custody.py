@@ -10,6 +10,13 @@ the workspace database, so cutting entries off the end is caught too.
 ``audit`` re-hashes every stored artefact against the workspace's manifest (verify.db):
 evidence copies, platform info files, frames, archived exports, reports and the case file;
 lists what changed, what is missing and what is unexpected; and checks the log.
+
+Before a command writes, it records its intent in the workspace (``begin``, under the write lock): which
+command, which areas it may write, and which files were already unlogged. A run killed between committing
+its files and logging them leaves that intent open, and the next writing command logs those files as
+"recovered", naming the run. Files no intent explains (added behind verify's back) are never logged
+automatically: ``audit`` fails on them until a person accepts them (``accept``, its own "accept" entry),
+and ``accepted`` lists those acceptances for the report.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any, Iterable
 
 from verify import __version__
 from verify.clock import now_utc
-from verify.errors import CustodyError, IntegrityError, ManifestMissing
+from verify.errors import CustodyError, IntegrityError, ManifestMissing, VerifyError
 from verify.files import file_sha256
 
 LOG = "custody.log"
@@ -37,6 +44,19 @@ AREAS = ("evidence", "frames", "exports", "reports", "timestamps", LISTINGS)
 # Files the log records that must still be there with the hash it last recorded (reports are rewritten:
 # the latest entry counts; pictures of an earlier Markdown report may be pruned by a later one).
 KEPT = ("evidence/", "frames/", "exports/", "reports/", "case.yaml")
+INTENT = "custody_intent"  # workspace meta: the command now writing; left behind when it was killed
+# Where each command may write files; a command not named here may write anywhere the log covers.
+SCOPES: dict[str, tuple[str, ...]] = {
+    "ingest": ("evidence/",), "frames": ("frames/",), "push": ("frames/",), "adjudicate": ("frames/",),
+    "pull": ("exports/",), "merge": ("reports/",), "report": ("reports/",),
+    "sync": ("frames/", "exports/", "reports/"), "accept": (),
+}
+
+
+class NotAcceptable(VerifyError):
+    """``audit --accept`` was given a file that is not in the workspace, or not one the audit finds unlogged."""
+
+    exit_code = 17
 
 
 def files_digest(items: Iterable[tuple[str, str]]) -> str:
@@ -300,12 +320,10 @@ def logged_files(ws: Any, entries: list[dict[str, Any]]) -> tuple[dict[str, tupl
         files = [(f.get("path"), f.get("sha256")) for f in outputs.get("files") or []]
         if "files" not in outputs and outputs.get("count"):
             listing = outputs.get("listing")
-            text = b""
-            if listing and ws.path(listing).is_file():
-                text = ws.path(listing).read_bytes()
-            if listing and hashlib.sha256(text).hexdigest() == outputs.get("digest"):
+            listed = _listing(ws, listing, outputs.get("digest")) if listing else None
+            if listed is not None:
                 listings[listing] = outputs["digest"]
-                files = [tuple(reversed(line.split("  ", 1))) for line in text.decode(errors="replace").splitlines()]
+                files = listed
             elif listing:
                 listings[listing] = outputs.get("digest", "")  # missing or changed: the file check says so
             else:  # logged by a verify that kept only the digest: these files cannot be checked one by one
@@ -316,6 +334,15 @@ def logged_files(ws: Any, entries: list[dict[str, Any]]) -> tuple[dict[str, tupl
             if isinstance(path, str) and not path.startswith("/") and path.startswith(KEPT):
                 latest[path] = (sha, entry.get("seq", 0), entry.get("action", "?"))
     return latest, listings, [v for v in vague if v]
+
+
+def _listing(ws: Any, listing: str, digest: str | None) -> list[tuple[str, str]] | None:
+    """The (path, sha256) pairs of an entry's listing file; None when it is missing or not the one the entry digested."""
+    path = ws.path(listing)
+    text = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(text).hexdigest() != digest:
+        return None
+    return [tuple(reversed(line.split("  ", 1))) for line in text.decode(errors="replace").splitlines()]  # type: ignore[misc]
 
 
 def _against_log(ws: Any, result: AuditResult, expected: dict[str, str], entries: list[dict[str, Any]]) -> None:
@@ -332,7 +359,9 @@ def _against_log(ws: Any, result: AuditResult, expected: dict[str, str], entries
             result.rewritten.append(path)
             result.why[path] = (f"custody.log entry {seq} ({action}) recorded sha256 {sha[:16]}…; "
                                 f"the workspace now records {held[:16]}…")
-    unsure = 0
+    unsure, interrupted = 0, 0
+    intent = current_intent(ws)
+    before = set(intent.get("unlogged_before") or ()) if intent else set()
     for path in sorted(expected):
         if path in latest or path.startswith(("timestamps/", f"{LISTINGS}/")):
             continue
@@ -340,32 +369,147 @@ def _against_log(ws: Any, result: AuditResult, expected: dict[str, str], entries
             unsure += 1
             continue
         result.unlogged.append(path)
-        result.why[path] = ("no custody.log entry records it: added behind verify's back, or the action that wrote it "
-                            "was killed before its entry")
+        if intent and explains(intent, path, before):
+            interrupted += 1
+            result.why[path] = (f"written by `verify {intent.get('command')}` (started {intent.get('started_at')}), which "
+                                "stopped before logging it: run it again to complete its entry")
+        else:
+            result.why[path] = ("no custody.log entry records it and no interrupted verify run explains it (added behind "
+                                "verify's back?); once a person has checked it: verify audit --accept FILE --note WHY")
+    if interrupted:
+        result.notes.append(f"{interrupted} file(s) were written by `verify {intent.get('command')}` (pid {intent.get('pid')}, "
+                            f"started {intent.get('started_at')}), which did not finish: the next writing command logs them")
     if unsure:
         result.notes.append(f"{unsure} files are covered by log entries that give only a digest of their listing (an "
                             "earlier verify); they were checked against the workspace, not one by one against the log")
 
 
-def log_unlogged(ws: Any) -> dict[str, Any] | None:
-    """Log the files the workspace records but no entry does, as one "recovered" entry; return it (None: none).
+def unlogged_files(ws: Any, entries: list[dict[str, Any]] | None = None) -> list[tuple[str, str]]:
+    """Files the workspace records and holds that no log entry records: (path, sha256), sorted."""
+    latest, _, vague = logged_files(ws, read_entries(ws) if entries is None else entries)
+    return sorted((path, sha) for path, sha in manifest(ws).items()
+                  if path not in latest and sha and not path.startswith(("timestamps/", f"{LISTINGS}/"))
+                  and not any(path.startswith(prefix) for prefix in vague) and ws.path(path).is_file())
 
-    A verify killed between committing an action and logging it leaves such files (its re-run finds the
-    work done and does not log it again). Called when a writer takes the workspace lock. The entry stays in
-    the log for anyone to see, and ``audit`` notes it: a log cut by hand and re-headed would be "recovered"
-    the same way, which only a time-stamped head (RFC 3161) can tell apart.
+
+def current_intent(ws: Any) -> dict[str, Any] | None:
+    """The intent of the command now writing, or of one killed (or failed) before it finished; None: none open."""
+    raw = ws.get_meta(INTENT)
+    try:
+        intent = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return intent if isinstance(intent, dict) else None
+
+
+def explains(intent: dict[str, Any], path: str, before: set[str] | None = None) -> bool:
+    """Whether ``intent``'s run may have written ``path``: inside its scope, and not already unlogged when it began."""
+    if before is None:
+        before = set(intent.get("unlogged_before") or ())
+    return path.startswith(tuple(intent.get("scope") or ())) and path not in before
+
+
+def begin(ws: Any, command: str = "") -> dict[str, Any] | None:
+    """Under the write lock, before ``command`` writes: complete the entry of a run that stopped between committing
+    files and logging them, then record this run's intent. Return the "recovered" entry (None: nothing to complete).
+
+    Only files the open intent explains are logged: inside that run's scope and not already unlogged when it began.
+    Any other unlogged file stays unlogged, and ``audit`` fails on it until a person runs ``accept``.
+    Nothing is recorded in a workspace without a log (made by ``Workspace.create``, not ``verify init``).
     """
     if not ws.path(LOG).exists():
         return None
-    latest, _, vague = logged_files(ws, read_entries(ws))
+    unlogged = unlogged_files(ws)
+    interrupted = current_intent(ws)
+    before = set(interrupted.get("unlogged_before") or ()) if interrupted else set()
+    done = [(p, s) for p, s in unlogged if interrupted and explains(interrupted, p, before)]
+    entry = None
+    if done and interrupted:
+        run = {k: interrupted.get(k) for k in ("command", "started_at", "pid", "os_user", "host", "head")}
+        entry = record(ws, "recovered", outputs=done, intent=run,
+                       why=f"committed by `verify {run['command']}` (started {run['started_at']}), which stopped "
+                           "before logging them")
+    logged = {p for p, _ in done}
+    intent = {"command": command or "?", "scope": list(SCOPES.get(command, KEPT)), "started_at": now_utc(),
+              "pid": os.getpid(), "os_user": _os_user(), "host": socket.gethostname(), "head": ws.get_meta(HEAD),
+              "unlogged_before": [p for p, _ in unlogged if p not in logged]}
+    with ws.transaction():
+        ws.set_meta(INTENT, json.dumps(intent, sort_keys=True))
+    return entry
+
+
+def end(ws: Any) -> None:
+    """The command finished (everything it committed is logged): its intent is closed."""
+    if not ws.path(LOG).exists():
+        return
+    with ws.transaction():
+        ws.set_meta(INTENT, None)
+
+
+def _relative(ws: Any, name: str) -> str | None:
+    """``name`` (relative to the workspace, to the current folder, or absolute) as a path inside the workspace; None: outside."""
+    given = Path(name)
+    if not given.is_absolute():
+        given = ws.root / given if (ws.root / given).exists() or not given.exists() else Path.cwd() / given
+    for root, full in ((Path(os.path.abspath(ws.root)), Path(os.path.abspath(given))), (ws.root.resolve(), given.resolve())):
+        try:
+            relative = str(full.relative_to(root))
+        except ValueError:
+            continue
+        return relative if relative != "." else None
+    return None
+
+
+def accept(ws: Any, names: list[str], note: str = "") -> dict[str, Any]:
+    """Log a person's acceptance of files the audit finds UNLOGGED, as one "accept" entry; return it.
+
+    Every file must be in the workspace, recorded by it, held with its recorded sha256, and in no log entry;
+    otherwise nothing is logged.
+
+    Raises:
+        NotAcceptable: a file is outside the workspace, not recorded by it, changed, or not unlogged.
+    """
+    unlogged = dict(unlogged_files(ws))
     expected = manifest(ws)
-    missing = sorted((path, sha) for path, sha in expected.items()
-                     if path not in latest and sha and not path.startswith(("timestamps/", f"{LISTINGS}/"))
-                     and not any(path.startswith(prefix) for prefix in vague) and ws.path(path).is_file())
-    if not missing:
-        return None
-    return record(ws, "recovered", outputs=missing,
-                  why="recorded in the workspace by an earlier run that stopped before logging them")
+    chosen: dict[str, str] = {}
+    for name in names:
+        relative = _relative(ws, name)
+        if relative is None:
+            raise NotAcceptable(f"{name}: not a file in the workspace {ws.root}; only its UNLOGGED files can be accepted")
+        if relative not in unlogged:
+            if not ws.path(relative).is_file() or relative not in expected:
+                why = "the workspace does not record it" if ws.path(relative).is_file() else "there is no such file"
+            elif file_sha256(ws.path(relative)) != expected[relative]:
+                why = "it does not match its record (CHANGED)"
+            else:
+                why = "the custody log already records it"
+            raise NotAcceptable(f"{relative}: not an UNLOGGED file ({why}); only files `verify audit` lists as UNLOGGED "
+                                "can be accepted")
+        if file_sha256(ws.path(relative)) != unlogged[relative]:
+            raise NotAcceptable(f"{relative}: it does not match its record (CHANGED), so it cannot be accepted")
+        chosen[relative] = unlogged[relative]
+    if not chosen:
+        raise NotAcceptable("no file given to accept")
+    return record(ws, "accept", outputs=sorted(chosen.items()), by=_os_user(), note=note,
+                  why="accepted by a person after checking: no logged verify action wrote these files")
+
+
+def accepted(ws: Any) -> list[dict[str, Any]]:
+    """Every file a person accepted (``accept``), oldest first: file, sha256, accepted_at, by, host, note, log_seq."""
+    found = []
+    for entry in read_entries(ws):
+        if entry.get("action") != "accept":
+            continue
+        outputs = entry.get("outputs") or {}
+        files = [(f.get("path"), f.get("sha256")) for f in outputs.get("files") or []]
+        if "files" not in outputs and outputs.get("listing"):
+            files = _listing(ws, outputs["listing"], outputs.get("digest")) or []
+        details = entry.get("details") or {}
+        for path, sha in files:
+            found.append({"file": path, "sha256": sha, "accepted_at": entry.get("at"),
+                          "by": details.get("by") or entry.get("os_user"), "host": entry.get("host"),
+                          "note": details.get("note") or "", "log_seq": entry.get("seq")})
+    return found
 
 
 def audit(ws: Any, ca_file: Path | None = None, heads: Iterable[str] = ()) -> AuditResult:
@@ -401,10 +545,18 @@ def audit(ws: Any, ca_file: Path | None = None, heads: Iterable[str] = ()) -> Au
                     result.unexpected.append(relative)
     result.log = check_log(ws)
     for entry in entries:
+        count = (entry.get("outputs") or {}).get("count")
+        details = entry.get("details") or {}
         if entry.get("action") == "recovered":
-            result.notes.append(f"custody.log entry {entry.get('seq')} logged {(entry.get('outputs') or {}).get('count')} file(s) "
-                                "after the fact: written by a run that stopped before logging them (or entries removed "
-                                "by hand; only time-stamped heads tell the two apart)")
+            run = details.get("intent") or {}
+            by = f"`verify {run.get('command')}` (started {run.get('started_at')})" if run else "a run"
+            result.notes.append(f"custody.log entry {entry.get('seq')} logged {count} file(s) after the fact: written by "
+                                f"{by} that stopped before logging them (or entries removed by hand; only time-stamped "
+                                "heads tell the two apart)")
+        elif entry.get("action") == "accept":
+            result.notes.append(f"custody.log entry {entry.get('seq')}: {count} file(s) no verify action wrote were accepted "
+                                f"by {details.get('by') or entry.get('os_user')} at {entry.get('at')}"
+                                + (f" ({details['note']})" if details.get("note") else ""))
     if ws.path(LOG).exists() and not any("not a log entry" in p for p in result.log.problems):
         _against_log(ws, result, {k: v for k, v in expected.items() if k not in listings}, entries)
     else:

@@ -322,11 +322,12 @@ class Workspace:
             os.close(fd)
 
     @contextmanager
-    def lock(self, recover: bool = True) -> Iterator[None]:
+    def lock(self, recover: bool = True, command: str = "") -> Iterator[None]:
         """Hold the workspace's write lock; a second verify process gets WorkspaceBusy.
 
         Taking it cleans up after a verify that was killed: its half-written files are removed and,
-        with ``recover``, what it committed but had not yet logged is logged (``custody.log_unlogged``).
+        with ``recover``, what it committed but had not yet logged is logged, then ``command``'s intent is
+        recorded before it writes, and closed when it finishes (``custody.begin``, ``custody.end``).
         """
         if self.read_only:
             raise WorkspaceError(f"{self.root}: the workspace is read-only (its folder or disk), so verify cannot change it; "
@@ -347,8 +348,10 @@ class Workspace:
             if recover:
                 from verify import custody  # the log is custody's; it reads and writes through this workspace
 
-                custody.log_unlogged(self)
+                custody.begin(self, command)
             yield
+            if recover:  # not after an error or a kill: the intent stays open for the next writer to complete
+                custody.end(self)
         finally:
             os.close(fd)
 
