@@ -20,6 +20,7 @@ import sqlite3
 import stat
 import subprocess
 import time
+import uuid
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ from tests.test_integration import (  # noqa: F401  (a fixture and tests, collec
     test_push_sends_every_frame_but_reuploads_once_and_a_second_push_adds_nothing,
     test_verdicts_match_what_the_reviewers_entered,
 )
+from tests.waiting import wait_for
 from click.testing import CliRunner
 
 from verify.cli import main
@@ -395,10 +397,37 @@ def proxy(replica, label_studio, tmp_path_factory):
             process.wait()
 
 
+LOG_MARK = "/health?verify-log-mark="
+
+
+def _settled_log(proxy: dict) -> list[str]:
+    """nginx's access log, once it holds every request answered so far: the lines up to a marker request's own.
+
+    nginx writes a request's line after it has answered it, so right after an answer its line may not be there
+    yet. The marker (a GET of /health with a query of its own) is sent after those answers arrived; nginx's one
+    worker wrote each earlier request's line in the same step as that request's last bytes, before it took the
+    marker, so once the marker's line is in the log (waited for, with a deadline) every earlier line is too."""
+    mark = f"{LOG_MARK}{uuid.uuid4().hex}"
+    assert httpx.get(proxy["url"] + mark, timeout=60).status_code == 200
+
+    def through_the_mark() -> list[str] | None:
+        lines = proxy["access_log"].read_text().splitlines()
+        at = next((i for i, line in enumerate(lines) if line.split("\t")[2:3] == [mark]), None)
+        return None if at is None else lines[:at + 1]
+
+    return wait_for(through_the_mark, 60, f"nginx's access log to record the request {mark}")
+
+
+def _log_position(proxy: dict) -> int:
+    """Where the requests answered from now on begin in nginx's access log (its line count, once settled)."""
+    return len(_settled_log(proxy))
+
+
 def _proxied_requests(proxy: dict, since: int = 0) -> list[dict]:
-    """The requests nginx's access log holds from line ``since`` on."""
+    """The requests nginx's access log holds from line ``since`` on, every one answered so far included (the
+    markers of ``_settled_log`` left out)."""
     names = ("status", "method", "uri", "upstream", "upstream_status", "length", "seconds")
-    lines = proxy["access_log"].read_text().splitlines()[since:]
+    lines = [line for line in _settled_log(proxy)[since:] if not line.split("\t")[2].startswith(LOG_MARK)]
     return [{**dict(zip(names, line.split("\t"))), "status": int(line.split("\t")[0])} for line in lines]
 
 
@@ -413,7 +442,7 @@ def proxied(proxy, loop, tmp_path_factory):
     with ws.transaction():
         ws.set_meta("workspace_id", ws.id + "-proxy")  # not the loop's workspace: its own project
     env = {**loop["env"], "VERIFY_WORKSPACE": str(copy), "LABEL_STUDIO_URL": proxy["url"]}
-    since = len(_proxied_requests(proxy))
+    since = _log_position(proxy)
     pushed = cli(env, "--workspace", str(copy), "push", "--url", proxy["url"], "--new-project")
     yield {"env": env, "ws": copy, "project": int(Workspace.open(copy).get_meta("project_id")), "output": pushed.output,
            "requests": _proxied_requests(proxy, since)}
@@ -435,7 +464,7 @@ def test_a_push_through_nginx_reaches_both_replicas_imports_each_frame_once_and_
     assert len(imports) == 1 and imports[0]["status"] == 201, imports
     assert {r["upstream"] for r in requests} == proxy["upstreams"], requests  # round-robin: verify's requests reached both
 
-    since = len(_proxied_requests(proxy))
+    since = _log_position(proxy)
     again = cli(proxied["env"], "--workspace", str(copy), "push", "--url", proxy["url"])
     assert f"project {project} found: 0 tasks imported, {len(frames)} already there" in again.output, again.output
     assert not [r for r in _proxied_requests(proxy, since) if r["method"] == "POST" and "/import" in r["uri"]]
@@ -449,9 +478,9 @@ def test_a_full_pull_through_nginx_brings_an_annotation_made_on_one_replica(prox
     made = httpx.post(f"{replica['url']}/api/tasks/{task}/annotations/", headers={"Authorization": f"Token {replica['api_key']}"},
                       json={"result": [choice], "lead_time": 3}, timeout=60)
     assert made.status_code == 201, made.text
-    since = len(_proxied_requests(proxy))
+    since = _log_position(proxy)
     pulled = cli(proxied["env"], "--workspace", str(copy), "pull", "--full", "--url", proxy["url"])
-    assert f"pulled 1 annotation (0 skips) by 1 reviewer on {len(loop['tasks'])} tasks (full export)" in pulled.output, pulled.output
+    assert f"pulled 1 submission: 1 review, 0 skips, 0 cannot review, by 1 reviewer on {len(loop['tasks'])} tasks (full export)" in pulled.output, pulled.output
     with closing(sqlite3.connect(copy / "verify.db")) as conn:
         rows = conn.execute("SELECT task_id, frame_key, reviewer, was_cancelled, result FROM annotations WHERE project_id = ?",
                             (project,)).fetchall()
@@ -465,7 +494,7 @@ def test_nginx_passes_an_export_page_of_500_task_ids_with_16k_request_lines_and_
     client = LabelStudioClient(proxy["url"], label_studio["api_key"])
     real = sorted(client.task_keys(project).values())
     ids = real + [9_000_000 + i for i in range(500 - len(real))]  # a page of a large project: 500 ids of 7 digits
-    since = len(_proxied_requests(proxy))
+    since = _log_position(proxy)
     exported = json.loads(client.export_json(project, ids))  # verify's own request for an export page
     assert sorted(t["id"] for t in exported) == real
     [page] = [r for r in _proxied_requests(proxy, since) if "/export" in r["uri"]]
