@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import ROOT, SEED_CASE
+from tests.waiting import wait_for
 from verify.cli import main
 
 pytestmark = pytest.mark.integration
@@ -48,6 +50,7 @@ class FaultyProxy:
     ``plan``: list of (method, path regex, action), each used once, in order of matching:
     ``drop-after`` forwards the request, then closes the connection without an answer;
     ``500-after`` forwards it, then answers 500; ``502-before`` answers 502 without forwarding.
+    ``settled()`` waits until the server has answered every request a client sent through the proxy.
     """
 
     def __init__(self, upstream: str, prefix: str = ""):
@@ -55,6 +58,9 @@ class FaultyProxy:
         self.prefix = prefix
         self.plan: list[tuple[str, str, str]] = []
         self.done: list[str] = []
+        self._lock = threading.Lock()
+        self._open: set = set()  # the connections accepted and not yet closed
+        self._busy = 0  # requests come in and not yet answered (counted before their first byte is read)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +68,16 @@ class FaultyProxy:
 
             def log_message(self, *args):
                 pass
+
+            def handle_one_request(self):
+                select.select([self.connection], [], [])  # a request (or the end of the connection) comes
+                with proxy._lock:
+                    proxy._busy += 1
+                try:
+                    super().handle_one_request()
+                finally:
+                    with proxy._lock:
+                        proxy._busy -= 1
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -91,7 +107,23 @@ class FaultyProxy:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def get_request(self):  # accepted and recorded under one lock: settled() sees it waiting or open
+                with proxy._lock:
+                    request = super().get_request()
+                    proxy._open.add(request[0])
+                return request
+
+            def shutdown_request(self, request):
+                with proxy._lock:
+                    proxy._open.discard(request)
+                super().shutdown_request(request)
+
+            def handle_error(self, request, client_address):
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # an answer to a client killed meanwhile: no news
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{prefix}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -102,6 +134,18 @@ class FaultyProxy:
                 self.done.append(f"{action} {method} {path}")
                 return action
         return None
+
+    def _idle(self) -> bool:
+        """No request on its way: none being handled, and no bytes waiting on a connection (a request not yet
+        read, or a client's end not yet seen) nor a connection waiting to be accepted."""
+        with self._lock:
+            waiting = select.select([self.server.socket, *self._open], [], [], 0)[0]
+            return not waiting and self._busy == 0
+
+    def settled(self, timeout: float = 300) -> None:
+        """Wait until every request a client sent through the proxy has been forwarded and answered by the server
+        (a client killed mid-request included: the server goes on with it)."""
+        wait_for(self._idle, timeout, lambda: f"the server to answer every request sent through the proxy ({self._busy} still in hand)")
 
     def close(self):
         self.server.shutdown()
@@ -236,24 +280,31 @@ def test_a_502_before_storing_fails_clearly_and_a_rerun_converges(label_studio, 
 
 
 def test_verify_killed_mid_push_then_rerun_converges(label_studio, ws):
-    env = _env(label_studio, ws)
-    project = _first_push_of_a_few(label_studio, ws, env)
-    before = _count(label_studio, project)
-    child = subprocess.Popen([sys.executable, "-c", BATCHED, str(IMPORT_BATCH), "push"], cwd=ROOT, env={**os.environ, **env},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and child.poll() is None:
-        if _count(label_studio, project) > before:  # the first batch is in
-            child.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    child.wait(30)
-    assert child.returncode == -signal.SIGKILL, "push finished before it could be killed"
-    partial = _count(label_studio, project)
-    assert before < partial < FRAMES
-    again = _push(env)
-    assert again.exit_code == 0, again.output
-    _converged(label_studio, ws)
+    # through a plain proxy (no faults planned): it tells when the server has answered every request of the killed
+    # verify; the next batch's import may be on its way when the kill comes, and the server stores it all the same
+    proxy = FaultyProxy(label_studio["url"])
+    try:
+        env = _env(label_studio, ws, proxy.url)
+        project = _first_push_of_a_few(label_studio, ws, env)
+        before = _count(label_studio, project)
+        child = subprocess.Popen([sys.executable, "-c", BATCHED, str(IMPORT_BATCH), "push"], cwd=ROOT, env={**os.environ, **env},
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            if _count(label_studio, project) > before:  # the first batch is in
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        child.wait(30)
+        assert child.returncode == -signal.SIGKILL, "push finished before it could be killed"
+        proxy.settled()  # else the re-run could list the tasks before an import in flight is stored, and import it again
+        partial = _count(label_studio, project)
+        assert before < partial < FRAMES
+        again = _push(env)
+        assert again.exit_code == 0, again.output
+        _converged(label_studio, ws)
+    finally:
+        proxy.close()
     print(f"killed after {partial} of {FRAMES} tasks; the re-run imported the rest, no duplicates")
 
 
