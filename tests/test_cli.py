@@ -93,12 +93,12 @@ def test_a_second_verify_on_the_same_workspace_is_refused(workspace):
     def hold():
         with workspace.lock():
             held.set()
-            release.wait(10)
+            release.wait(600)  # held until the test is done with it (the finally below), however slow the machine
 
     thread = threading.Thread(target=hold)
     thread.start()
-    held.wait(10)
     try:
+        assert held.wait(60), "the thread did not take the workspace lock"
         result = invoke("-w", str(workspace.root), "ingest", "any.mp4")
         assert result.exit_code == WorkspaceBusy.exit_code
         assert result.output.startswith("verify: ") and "workspace is in use by verify (pid" in result.output
