@@ -5,21 +5,22 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from verify.case import VERDICT_CHOICES, load_case, parse_case
-from verify.labelstudio.config import (BEARS, CANNOT_REASONS, CANNOT_REVIEW, CSS, GRAPHIC_WARNING, NO_HOTKEY, bears_field, build_config, check_config,
+from verify.labelstudio.config import (BEARS, BOXES, CANNOT_REASONS, CANNOT_REVIEW, CSS, GRAPHIC_WARNING, NO_HOTKEY, bears_field, build_config, check_config,
                                       claim_control, instructions_html, paragraphs, task_fields)
 from verify.labelstudio.client import validate_config
 from tests.conftest import SEED_CASE
 from tests.test_case import GOOD
 
 
-def test_seed_config_has_a_box_tool_per_group_and_a_question_per_claim():
+def test_seed_config_has_one_box_tool_for_every_label_and_a_question_per_claim():
     case = load_case(SEED_CASE)
     xml = build_config(case)
     check_config(xml, case)
     validate_config(xml)  # the SDK's own parser, as the server uses
     root = ET.fromstring(xml)
-    tools = {el.get("name"): [l.get("value") for l in el] for el in root.iter("RectangleLabels")}
-    assert tools == {g.name: [l.value for l in g.labels] for g in case.label_groups}
+    tools = {el.get("name"): [l.get("value") for l in el.iter("Label")] for el in root.iter("RectangleLabels")}
+    assert tools.pop(BOXES) == [l.value for g in case.label_groups for l in g.labels]  # one label per box (issue 24)
+    assert tools == {g.name: [l.value for l in g.labels] for g in case.label_groups}  # the old ones, kept hidden
     for claim in case.claims:
         [choices] = [el for el in root.iter("Choices") if el.get("name") == claim_control(claim.id)]
         assert [c.get("value") for c in choices] == list(VERDICT_CHOICES.values())
@@ -49,7 +50,8 @@ def test_questions_are_in_plain_words_without_claim_ids_or_odd_hotkeys():
     panels = [el.get("value") for el in root.iter("Panel")]
     assert [c.text for c in case.claims] == [p for p in panels if p in {c.text for c in case.claims}]
     assert {c.get("hotkey") for c in root.iter("Choice")} == {NO_HOTKEY}  # no auto-assigned e, t, a… on answers
-    assert all(label.get("hotkey") is None for label in root.iter("Label"))  # box labels keep Label Studio's 1, 2, 3…
+    [boxes] = [el for el in root.iter("RectangleLabels") if el.get("name") == BOXES]
+    assert all(label.get("hotkey") is None for label in boxes.iter("Label"))  # box labels keep Label Studio's 1, 2, 3…
     html = instructions_html(case, stream_url="http://ls.example/projects/7/data?labeling=1")
     assert "http://ls.example/projects/7/data?labeling=1" in html and "Cannot review this frame" in html
     assert not [c.id for c in case.claims if c.id in html]
@@ -80,7 +82,8 @@ def test_xml_metacharacters_in_labels_and_claims_are_escaped_not_spliced():
     check_config(xml, case)
     validate_config(xml)
     root = ET.fromstring(xml)
-    assert [l.get("value") for l in root.iter("Label")] == ['Flag "A" & <B>', "</Label><Script>x</Script>"]
+    [boxes] = [el for el in root.iter("RectangleLabels") if el.get("name") == BOXES]
+    assert [l.get("value") for l in boxes.iter("Label")] == ['Flag "A" & <B>', "</Label><Script>x</Script>"]
     assert not list(root.iter("Script"))
 
 

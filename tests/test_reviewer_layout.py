@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from verify.case import load_case
 from verify.labelstudio.client import LabelStudioClient
-from verify.labelstudio.config import build_config, instructions_html
+from verify.labelstudio.config import BOXES, build_config, instructions_html
 from verify.labelstudio.connect import add_reviewer
 from verify.labelstudio.project import build_task
 from verify.labelstudio.project import label_stream_url
@@ -198,7 +198,7 @@ def test_portrait_graphic_frame_has_tools_and_questions_in_view_and_is_blurred_u
     [task] = [t for t in json.loads(stream["client"].export_json(stream["project"], [stream["tasks"][0]]))]
     [annotation] = task["annotations"]
     kinds = {r["from_name"]: r["value"] for r in annotation["result"]}
-    assert kinds["actors"]["rectanglelabels"] == ["Civilians"] and kinds["actors"]["width"] > 10
+    assert kinds[BOXES]["rectanglelabels"] == ["Civilians"] and kinds[BOXES]["width"] > 10  # the one box control
     assert kinds["claim_civilians_refused_passage"]["choices"] == ["Supports"]
 
 

@@ -261,7 +261,7 @@ def test_the_note_and_the_cannot_review_reason_arrive(reviewed):
     assert [(n["reviewer"], n["text"]) for n in up["notes"]] == [(ANA[0], NOTE_ANA)]  # verbatim, markup and all
     [cannot] = close["cannot_review"]
     assert (cannot["reviewer"], cannot["reason"], cannot["notes"]) == (BEN[0], REASON, [NOTE_BEN])
-    assert "(1 skip, 1 could not review)" in reviewed["sync"]
+    assert "6 reviews, 1 skip, 1 cannot review, by 2 reviewers" in reviewed["sync"]
     [video] = verdicts["videos"]
     assert video["cannot_review"] == 1 and video["cannot_review_reasons"] == {REASON: 1} and video["skips"] == 1
     claim = next(c for c in verdicts["claims"] if c["id"] == "taliban_flag_raised")

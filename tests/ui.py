@@ -85,9 +85,24 @@ def label(page: Page, text: str) -> Locator:
     return page.locator(".lsf-label", has=page.locator(".lsf-label__text", has_text=re.compile(f"^{re.escape(text)}$")))
 
 
-def draw_box(page: Page, text: str, box: tuple[float, float, float, float]) -> None:
-    """Pick the label, then drag on the picture from (x0, y0) to (x1, y1), given as fractions of its size."""
+def draw_box(page: Page, text: str, box: tuple[float, float, float, float], inside: bool = False) -> None:
+    """Pick the label, then drag on the picture from (x0, y0) to (x1, y1), given as fractions of its size.
+
+    ``inside``: the drag starts inside another box, so Ctrl is held, as the reviewers' instructions say (on
+    Label Studio 1.23 a plain drag there moves the box underneath; Ctrl or ⌘ draws a new one, and only while
+    no box is selected)."""
     label(page, text).first.click()
+    if inside:
+        page.keyboard.down("Control")
+    try:
+        drag(page, box)
+    finally:
+        if inside:
+            page.keyboard.up("Control")
+
+
+def drag(page: Page, box: tuple[float, float, float, float]) -> None:
+    """Press the mouse at (x0, y0) on the picture and release it at (x1, y1), fractions of its size, in five steps."""
     image = picture(page)
     image.scroll_into_view_if_needed()
     r = image.bounding_box()
@@ -98,6 +113,27 @@ def draw_box(page: Page, text: str, box: tuple[float, float, float, float]) -> N
         f = step / 5
         page.mouse.move(r["x"] + (x0 + f * (x1 - x0)) * r["width"], r["y"] + (y0 + f * (y1 - y0)) * r["height"])
     page.mouse.up()
+
+
+def select_region(page: Page, text: str) -> None:
+    """Select the box labelled ``text`` by its line in the Regions panel (the first such line)."""
+    page.locator(".lsf-tree__node_type_rectangleregion .lsf-outliner-item__title", has_text=re.compile(
+        f"^{re.escape(text)}$")).first.click()
+    page.wait_for_timeout(200)
+
+
+def relabel(page: Page, old: str, new: str) -> None:
+    """Change a box's label as the instructions say: select the box, click the new label, let go of the box (Esc)."""
+    select_region(page, old)
+    label(page, new).first.click()
+    page.wait_for_timeout(200)
+    deselect(page)
+
+
+def deselect(page: Page) -> None:
+    """Let go of a selected box (Esc), so the next drag draws instead of moving it."""
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(200)
 
 
 def question(page: Page, text: str) -> Locator:

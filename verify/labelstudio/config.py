@@ -15,9 +15,14 @@ import xml.etree.ElementTree as ET
 from html import escape
 
 from verify.case import VERDICT_CHOICES, Case
+from verify.report.draw import GROUP_COLOURS
 from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES
 
 IMAGE = "frame"
+# The one box control (every label of the case): a hyphen, so no label group (``[a-z][a-z0-9_]*``) can take the name.
+BOXES = "box-labels"
+# How Label Studio 1.23 starts a box inside another (a plain drag there moves the box under the pointer instead).
+NEST_HINT = "Box inside a box: Ctrl+drag (⌘+drag on a Mac). Esc lets go of a selected box."
 NOTES = "notes"
 # Where was the camera: the reviewer's location fields (the case forbids label groups named geo_*).
 GEO_TEXT, GEO_PRECISION, GEO_SIDE, GEO_CUES, GEO_SCOPE = "geo_text", "geo_precision", "geo_side", "geo_cues", "geo_scope"
@@ -40,7 +45,7 @@ CONTEXT_FIELDS = (CONTEXT, "context_header")
 GRAPHIC_WARNING = ("Graphic footage: the picture is blurred and grey until you click \"Show the picture\". If you would "
                    "rather not see it, choose \"Cannot review\": \"Too graphic for me to review\".")
 # The picture is at most as tall as the window leaves below the page's head, tools and warning (CSS sets the variable).
-PICTURE_HEIGHT = "calc(100vh - var(--verify-above, 300px))"
+PICTURE_HEIGHT = "calc(100vh - var(--verify-above, 322px))"
 BEARS = "Asked first: this video's source bears on this claim."
 REVEAL = "Show the picture (graphic footage)"
 # Label Studio gives every choice without a hotkey the next free key (e, t, a…): odd keys that answer a
@@ -57,18 +62,21 @@ NO_HOTKEY = "f19"
 # Label Studio sanitizes the <Style> text as HTML: no ">" or "&" in this CSS.
 CSS = """
 .verify-task :is(h1, h2, h3, h4, h5, h6) { font-size: 14px; line-height: 1.35; margin: 2px 0 !important; font-weight: 500; }
-.verify-page { --verify-above: 300px; display: flex; gap: 14px; align-items: flex-start; }
+.verify-page { --verify-above: 322px; display: flex; gap: 14px; align-items: flex-start; }
 .verify-frame { flex: 1 1 0; min-width: 0; }
 .verify-questions { flex: 0 0 22em; max-height: calc(100vh - 140px); overflow-y: auto; padding-right: 6px; }
 .verify-head :is(h1, h2, h3, h4, h5, h6) { font-size: 15px; }
-.verify-tools { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: center; margin: 2px 0 4px 0; }
-.verify-tool, .verify-tool .lsf-labels { display: contents; }
+.verify-tools { margin: 2px 0 4px 0; }
+.verify-tools .lsf-labels { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: center; margin: 0; padding: 0; }
+.verify-tool { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: center; }
 .verify-tool :is(h1, h2, h3, h4, h5, h6) { white-space: nowrap; color: #555; margin-left: 6px !important; }
 .verify-tool .lsf-label { margin: 2px 0; }
+.verify-nest :is(h1, h2, h3, h4, h5, h6) { color: #555; font-size: 12px; font-weight: normal; }
+.verify-legacy { display: none !important; }
 .verify-warning :is(h1, h2, h3, h4, h5, h6) { color: #a61b1b; }
 .verify-warning :is(h1, h2, h3, h4, h5, h6):empty, .verify-bears :is(h1, h2, h3, h4, h5, h6):empty { display: none; }
 .verify-reveal { display: none; }
-.verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)) { --verify-above: 365px; }
+.verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)) { --verify-above: 387px; }
 .verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)) .verify-reveal { display: block; }
 .verify-reveal .ant-collapse-header { padding: 2px 6px !important; color: #a61b1b; }
 .verify-page:has(.verify-warning :is(h1, h2, h3, h4, h5, h6):not(:empty)):not(:has(.verify-reveal .ant-collapse-item-active))
@@ -115,7 +123,7 @@ def build_config(case: Case, adjudication: bool = False, context: bool = True) -
     the strip of pictures around the frame is shown under it (not boxed, not answered).
     """
     root = ET.Element("View", className="verify-task")
-    ET.SubElement(root, "Style").text = CSS
+    ET.SubElement(root, "Style").text = CSS + group_css(case)
     page = ET.SubElement(root, "View", className="verify-page")
 
     frame = ET.SubElement(page, "View", className="verify-frame")
@@ -124,13 +132,7 @@ def build_config(case: Case, adjudication: bool = False, context: bool = True) -
     ET.SubElement(head, "Header", value="$timestamp", size="6")
     if adjudication:
         ET.SubElement(head, "Header", value="$dispute", size="6")
-    tools = ET.SubElement(frame, "View", className="verify-tools")
-    for group in case.label_groups:  # the box tools above the picture: in reach for portrait and landscape frames
-        tool = ET.SubElement(tools, "View", className="verify-tool")
-        ET.SubElement(tool, "Header", value=group.title + ":", size="6")
-        labels = ET.SubElement(tool, "RectangleLabels", name=group.name, toName=IMAGE, strokeWidth="2", opacity="0.25")
-        for label in group.labels:
-            ET.SubElement(labels, "Label", value=label.value, background=label.color)
+    box_tools(frame, case)
     ET.SubElement(ET.SubElement(frame, "View", className="verify-warning"), "Header", value="$graphic_warning", size="4")
     reveal = ET.SubElement(ET.SubElement(frame, "View", className="verify-reveal"), "Collapse", accordion="false")
     ET.SubElement(ET.SubElement(reveal, "Panel", value=REVEAL), "Header", value="Shown as it is: click again to blur it.", size="6")
@@ -173,6 +175,44 @@ def build_config(case: Case, adjudication: bool = False, context: bool = True) -
     return ET.tostring(root, encoding="unicode")
 
 
+def box_tools(frame: ET.Element, case: Case) -> None:
+    """The box tools above the picture (in reach for portrait and landscape frames): ONE RectangleLabels control
+    holding every label of the case, single choice, so a box has exactly one label. Each label group is a row
+    section headed by its title, its labels in the group's colour (the report's legend colours).
+
+    One control per group let Label Studio give a box labels of two groups (a box selected while the reviewer
+    picked the next box's label in another group: "Signage / text" on a box around civilians; Label Studio issue
+    #5198). The old per-group controls stay in the config, hidden and without hotkeys: Label Studio refuses a config
+    that drops a control existing annotations use, and adjudication still sends such annotations' boxes.
+    """
+    tools = ET.SubElement(frame, "View", className="verify-tools")
+    labels = ET.SubElement(tools, "RectangleLabels", name=BOXES, toName=IMAGE, choice="single", strokeWidth="2",
+                           opacity="0.25")
+    for i, group in enumerate(case.label_groups):
+        section = ET.SubElement(labels, "View", className=f"verify-tool verify-group-{i}")
+        ET.SubElement(section, "Header", value=group.title + ":", size="6")
+        for label in group.labels:
+            ET.SubElement(section, "Label", value=label.value, background=group_colour(i), hint=group.title)
+    ET.SubElement(ET.SubElement(tools, "View", className="verify-nest"), "Header", value=NEST_HINT, size="6")
+    legacy = ET.SubElement(frame, "View", className="verify-legacy", style="display: none")
+    for i, group in enumerate(case.label_groups):
+        control = ET.SubElement(legacy, "RectangleLabels", name=group.name, toName=IMAGE, choice="single",
+                                strokeWidth="2", opacity="0.25")
+        for label in group.labels:
+            ET.SubElement(control, "Label", value=label.value, background=group_colour(i), hotkey=NO_HOTKEY)
+
+
+def group_colour(index: int) -> str:
+    """The colour of the ``index``-th label group: the report's (verify.report.draw), so a box looks alike in both."""
+    return GROUP_COLOURS[index % len(GROUP_COLOURS)]
+
+
+def group_css(case: Case) -> str:
+    """Each group's title marked with its colour, as the report's legend shows it."""
+    return "".join(f".verify-group-{i} :is(h1, h2, h3, h4, h5, h6) {{ border-left: 10px solid {group_colour(i)}; "
+                   "padding-left: 4px; }\n" for i in range(len(case.label_groups)))
+
+
 def location_fields(parent: ET.Element, case: Case) -> None:
     """Where the camera was: coordinates as text, precision, side of the border, the boxed cues it rests on, scope."""
     ET.SubElement(parent, "Header", value="Where was the camera? (leave empty if you cannot tell)", size="5")
@@ -209,7 +249,9 @@ def paragraphs(text: str) -> list[str]:
 ADJUDICATION_NOTE = (
     "Lead review: reviewers disagreed on these frames. Open each task from the project's task list (not "
     "\"Label All Tasks\"): only there does Label Studio show each reviewer's boxes, as predictions named by "
-    "the reviewer's email, which you can accept or correct. Who answered what, and their notes, are shown above "
+    "the reviewer's email, which you can accept or correct. Your own annotation starts as a copy of one reviewer's "
+    "boxes: a box you leave untouched stays that reviewer's, one you move, resize or relabel (or draw) is yours. "
+    "Who answered what, and their notes, are shown above "
     "the image; the disputed claims come first. Your answers decide; the report shows both your decision and the "
     "reviewers' vote."
 )
@@ -220,6 +262,13 @@ BLIND_NOTE = ("Work through the label stream (the link verify gives, or \"Label 
 CANNOT_NOTE = ("If you cannot assess a frame, tick \"Cannot review this frame\" with the reason (unreadable, not relevant "
                "to any claim, too graphic for you, or other: then say why in the notes) and submit it, instead of Skip: "
                "the editor then knows why.")
+BOX_NOTE = ("Boxes: click a label, then drag on the picture; each box has exactly one label, and after each box you "
+            "click the next box's label. To box something inside another box (a sign on the gate, people at the gate), "
+            "click the label, then hold Ctrl (⌘ on a Mac) while you drag inside it: a plain drag there moves the box "
+            "underneath instead (Ctrl+Z undoes a move). To move or resize a box that lies inside another, first click its "
+            "line under Regions, then drag it. To change a box's label, click the box or its line under Regions, then the "
+            "right label. A selected box shows handles: press Esc before you draw the next box, or your drag moves it "
+            "and the label you click replaces its label.")
 QUESTIONS_NOTE = ("The claims this video's source bears on are asked first and open; the other claims of the case are "
                   "folded below them: open one if the frame shows something about it.")
 
@@ -227,7 +276,7 @@ QUESTIONS_NOTE = ("The claims this video's source bears on are asked first and o
 def instructions_html(case: Case, adjudication: bool = False, stream_url: str | None = None) -> str:
     """The project's instructions (shown in Label Studio's Instructions dialog), escaped; with ``stream_url``,
     the link that opens the label stream."""
-    lead = [ADJUDICATION_NOTE] if adjudication else [BLIND_NOTE, QUESTIONS_NOTE, CANNOT_NOTE]
+    lead = [ADJUDICATION_NOTE, BOX_NOTE] if adjudication else [BLIND_NOTE, BOX_NOTE, QUESTIONS_NOTE, CANNOT_NOTE]
     link = (f'<p><b>Your link:</b> <a href="{escape(stream_url)}">{escape(stream_url)}</a> (it opens the next frame '
             "for you to review)</p>") if stream_url else ""
     body = "".join(f"<p>{escape(p)}</p>" for p in lead + paragraphs(case.instructions))
@@ -243,13 +292,72 @@ def check_config(xml: str, case: Case) -> None:
     """
     root = ET.fromstring(xml)
     names = {el.get("name") for el in root.iter() if el.get("name")} - {CONTEXT}
-    expected = ({IMAGE, NOTES, CANNOT_REVIEW, *GEO_CONTROLS} | {g.name for g in case.label_groups}
+    expected = ({IMAGE, NOTES, CANNOT_REVIEW, BOXES, *GEO_CONTROLS} | {g.name for g in case.label_groups}
                 | {claim_control(c.id) for c in case.claims})
     if names != expected:
         raise ValueError(f"labeling config controls {sorted(names)} differ from the case's {sorted(expected)}")
     labels = {el.get("value") for el in root.iter("Label")}
     if labels != case.label_values():
         raise ValueError("labeling config labels differ from the case's labels")
+    [boxes] = [el for el in root.iter("RectangleLabels") if el.get("name") == BOXES]
+    shown = [el.get("value") for el in boxes.iter("Label")]
+    if sorted(shown) != sorted(l.value for g in case.label_groups for l in g.labels) or boxes.get("choice") != "single":
+        raise ValueError(f"the {BOXES} control must hold every label of the case once, one label per box")
     [cannot] = [el for el in root.iter("Choices") if el.get("name") == CANNOT_REVIEW]
     if {c.get("alias"): c.get("value") for c in cannot} != CANNOT_REASONS:
         raise ValueError("labeling config's cannot-review reasons differ from CANNOT_REASONS")
+
+
+# --- claim decisions: the lead decides a claim whose frames conflict (verify.labelstudio.claims) -------------------
+# One picture per task (verify composes the conflicting frames side by side), so direct upload works too.
+MONTAGE = "montage"
+CLAIM_DECISION = "decision"  # never a claim's control (those are claim_<id>), so the frame merge ignores it
+CLAIM_NOTE = "decision_note"  # not NOTES: the lead's note on a claim is not a note on a frame
+CLAIM_DECISIONS = {"supported": "Supported", "contradicted": "Contradicted", "inconclusive": "Inconclusive"}
+CLAIM_TASK_FIELDS = ("image", "claim", "conflict")
+CLAIM_CSS = """
+.verify-claim-task :is(h1, h2, h3, h4, h5, h6) { font-size: 14px; line-height: 1.35; margin: 2px 0 !important; }
+.verify-claim-head :is(h1, h2, h3, h4, h5, h6) { font-size: 16px; font-weight: 600; }
+.verify-claim-decision { margin-top: 8px; }
+.verify-claim-decision .lsf-hint { display: none; }
+"""
+CLAIM_NOTE_ASK = "Why? (required: which frames decide it, and why the others do not)"
+CLAIM_DECISION_NOTE = (
+    "Claim decisions: the frames of these claims conflict: reviewers agreed that some frames support the claim and "
+    "that others contradict it, so no frame-by-frame decision can settle it. Each task shows the conflicting frames "
+    "side by side (supporting on the left, contradicting on the right, each with its source, time and the "
+    "reviewers' answers). Decide the claim as a whole (Supported, Contradicted or Inconclusive) and say why in the "
+    "note; the report shows your decision, your note and the frames beside the reviewers' votes."
+)
+
+
+def build_claim_config() -> str:
+    """The labeling config of the claim-decisions project (pure): the claim, what conflicts, the side-by-side
+    picture, the decision (one of ``CLAIM_DECISIONS``) and a required note."""
+    root = ET.Element("View", className="verify-claim-task")
+    ET.SubElement(root, "Style").text = CLAIM_CSS
+    head = ET.SubElement(root, "View", className="verify-claim-head")
+    ET.SubElement(head, "Header", value="$claim", size="4")
+    ET.SubElement(head, "Header", value="$conflict", size="6")
+    ET.SubElement(root, "Image", name=MONTAGE, value="$image", zoom="true", zoomControl="true", rotateControl="false",
+                  maxHeight="calc(100vh - 330px)")
+    decision = ET.SubElement(root, "View", className="verify-claim-decision")
+    ET.SubElement(decision, "Header", value="Your decision on the claim, from all of these frames:", size="5")
+    choices = ET.SubElement(decision, "Choices", name=CLAIM_DECISION, toName=MONTAGE, choice="single-radio",
+                            showInline="true", required="true", requiredMessage="Choose a decision on the claim")
+    for value in CLAIM_DECISIONS.values():
+        ET.SubElement(choices, "Choice", value=value, hotkey=NO_HOTKEY)
+    ET.SubElement(decision, "Header", value=CLAIM_NOTE_ASK, size="6")
+    ET.SubElement(decision, "TextArea", name=CLAIM_NOTE, toName=MONTAGE, rows="4", editable="true", maxSubmissions="1",
+                  required="true", requiredMessage="Say why in the note",
+                  placeholder="Which frames decide it and why; what the others show; doubts")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode")
+
+
+def claim_instructions_html(case: Case, stream_url: str | None = None) -> str:
+    """The claim-decisions project's instructions, escaped; with ``stream_url``, the link to its label stream."""
+    link = (f'<p><b>Your link:</b> <a href="{escape(stream_url)}">{escape(stream_url)}</a> (it opens the next claim '
+            "to decide)</p>") if stream_url else ""
+    claims = "".join(f"<li>{escape(c.text)}</li>" for c in case.claims)
+    return f"<h3>{escape(case.title)}</h3>{link}<p>{escape(CLAIM_DECISION_NOTE)}</p><p>Claims:</p><ul>{claims}</ul>"
