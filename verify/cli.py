@@ -337,7 +337,7 @@ def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_
     def show(result):
         click.echo(terminal.ingested(result), err=not result.ok)
 
-    with ws.lock():
+    with ws.lock(command="ingest"):
         if videos:
             results += ingest_videos(ws, list(videos), source_id, provenance, progress=show,
                                      info_json=Path(info_json) if info_json else None, **options)
@@ -385,9 +385,12 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, p
     params = FrameParams(max_interval_s=max_interval or ws.case.frames.max_interval_s, mode="preview" if preview else "full")
     todo = pending(ws, params, redo)
     if not todo:
+        if not ws.read_only:
+            with ws.lock(command="frames"):
+                pass  # completes the custody entry of a `verify frames` killed before it logged its frames
         click.echo("every ingested video already has frames (use --redo to extract again)")
         return
-    with ws.lock(), click.progressbar(length=len(todo), label="decoding", file=sys.stderr) as bar:
+    with ws.lock(command="frames"), click.progressbar(length=len(todo), label="decoding", file=sys.stderr) as bar:
         lines = []
 
         def show(result):
@@ -432,7 +435,7 @@ def push(ctx: Context, url, api_key, files_root, include_duplicates, new_project
     from verify.pipeline import context_strips
 
     ws = ctx.open()
-    with ws.lock():
+    with ws.lock(command="push"):
         client = connect(url or ws.get_meta("server_url"), api_key)
         root = served_from(client, files_root)
         mode, strips = context_strips(ws, client, root, include_duplicates, images, not no_context)
@@ -472,9 +475,9 @@ def pull(ctx: Context, url, api_key, files_root, full: bool) -> None:
     from verify.labelstudio.pull import pull as pull_annotations
 
     ws = ctx.open()
-    with ws.lock():
+    with ws.lock(command="pull"):
         result = pull_annotations(ws, connect(url or ws.get_meta("server_url"), api_key), full)
-    echo(terminal.pulled(result, bool(ws.get_meta("adjudication_project_id"))))
+    echo(terminal.pulled(result, bool(ws.get_meta("adjudication_project_id")), bool(ws.get_meta("claims_project_id"))))
 
 
 @main.command()
@@ -489,7 +492,7 @@ def merge(ctx: Context, unknown_labels: str) -> None:
     from verify.pipeline import merge as merge_stage
 
     ws = ctx.open()
-    with ws.lock():
+    with ws.lock(command="merge"):
         echo(terminal.merged(merge_stage(ws, unknown_labels).verdicts))
 
 
@@ -500,7 +503,8 @@ def merge(ctx: Context, unknown_labels: str) -> None:
 @click.pass_obj
 @run
 def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None, images: str) -> None:
-    """Send the frames reviewers disagree on to a lead reviewer (an adjudication project).
+    """Send the frames reviewers disagree on to a lead reviewer (an adjudication project), and the claims whose
+    frames conflict (a claim-decisions project: the conflicting frames side by side, decided with a note).
 
     The lead's answers, pulled by `verify pull` or `verify sync`, decide those frames; the
     report shows the decision and the reviewers' vote.
@@ -510,11 +514,14 @@ def adjudicate(ctx: Context, url, api_key, files_root, lead: str | None, images:
     from verify.pipeline import adjudicate as send_disputes
 
     ws = ctx.open()
-    with ws.lock():
+    with ws.lock(command="adjudicate"):
         client = connect(url or ws.get_meta("server_url"), api_key)
         result = send_disputes(ws, client, served_from(client, files_root), lead, images=images)
     for line, warning in terminal.adjudicated(result, lead):
         click.echo(line, err=warning)
+    from verify.labelstudio.adjudicate import claims_sent
+
+    echo(claims_sent(result))
 
 
 @main.command()
@@ -538,7 +545,7 @@ def report(ctx: Context, formats: tuple[str, ...], out: str | None, paper: str, 
     from verify.pipeline import report as write_report
 
     ws = ctx.open()
-    with ws.lock():
+    with ws.lock(command="report"):
         echo(terminal.reported(write_report(ws, formats, Path(out) if out else None, unknown_labels, paper=paper)))
 
 
@@ -558,13 +565,14 @@ def sync(ctx: Context, url, api_key, files_root, include_duplicates, unknown_lab
     from verify.pipeline import sync as run_sync
 
     ws = ctx.open()
-    with ws.lock():
+    with ws.lock(command="sync"):
         client = connect(url or ws.get_meta("server_url"), api_key)
         with importing(ws) as progress:
             done = run_sync(ws, client, served_from(client, files_root), include_duplicates, unknown_labels, images, progress,
                             context=not no_context)
     made_contexts(done.contexts)
-    echo(terminal.pushed(done.push) + terminal.pulled(done.pull, bool(ws.get_meta("adjudication_project_id")))
+    echo(terminal.pushed(done.push) + terminal.pulled(done.pull, bool(ws.get_meta("adjudication_project_id")),
+                                                     bool(ws.get_meta("claims_project_id")))
          + terminal.merged(done.reports.merged.verdicts) + terminal.reported(done.reports))
 
 
@@ -595,25 +603,45 @@ def status(ctx: Context, as_json: bool) -> None:
                                  "signatures and chains are verified against it, offline.")
 @click.option("--head", "heads", multiple=True, metavar="SEQ:SHA256",
               help="A custody head recorded outside the workspace (e.g. a report's custody_head): the log must hold it.")
+@click.option("--accept", is_flag=True,
+              help="Accept the FILEs the audit lists as UNLOGGED, after a person has checked them: logged as an "
+                   "\"accept\" entry (who, when, each file's sha256) and listed in the report; then audit.")
+@click.option("--note", default=None, metavar="TEXT", help="With --accept: why these files are accepted (kept in the log).")
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.pass_obj
 @run
-def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...]) -> None:
+def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...], accept: bool, note: str | None,
+          files: tuple[str, ...]) -> None:
     """Re-hash every stored file against the workspace's manifest and check the custody log.
 
     Evidence copies, platform info files, frames, archived exports, reports and the case file:
     each must be there with its recorded sha256, and nothing else may be in evidence/, frames/,
     exports/ or reports/. Exit 0 when all is intact; 11 when files changed, are missing or are
     unexpected; 12 when the custody log is missing, edited or cut short; 13 when there is no
-    manifest (verify.db) to audit against.
+    manifest (verify.db) to audit against; 17 when a file given to --accept is not in the
+    workspace or not UNLOGGED (nothing is accepted then).
 
     \b
     Example: verify audit
     Example: verify audit --json
+    Example: verify audit --accept frames/898f7d0b3efa8578/000000800ms-c5cecb5a814d.jpg --note "sent by the reporter"
     """
     from verify import custody
 
+    if files and not accept:
+        raise click.UsageError("files are only given with --accept")
+    if accept and not files:
+        raise click.UsageError("--accept needs the UNLOGGED files to accept")
+    if note is not None and not accept:
+        raise click.UsageError("--note goes with --accept")
     custody.require_manifest(ctx.workspace_dir)
     ws = ctx.open()
+    if accept:
+        with ws.lock(command="accept"):
+            entry = custody.accept(ws, list(files), note or "")
+        for item in entry["outputs"].get("files") or []:
+            click.echo(f"ACCEPTED   {shown(item['path'])}  sha256 {item['sha256']}", err=as_json)
+        click.echo(f"custody.log entry {entry['seq']}: {entry['outputs']['count']} file(s) accepted", err=as_json)
     with ws.reading():  # a consistent picture: no verify is writing meanwhile
         result = custody.audit(ws, Path(tsa_ca) if tsa_ca else None, heads)
     if as_json:

@@ -64,7 +64,7 @@ def pushed(result: Any) -> list[str]:
             "after the login page if they are not logged in"]
 
 
-def pulled(result: Any, adjudicating: bool) -> list[str]:
+def pulled(result: Any, adjudicating: bool, deciding_claims: bool = False) -> list[str]:
     what = "full export" if result.full else "changed since the last pull"
     archived = f" → {len(result.export_files)} export(s) archived in exports/" if result.export_files else ""
     cannot = getattr(result, "cannot_review", 0)
@@ -77,6 +77,9 @@ def pulled(result: Any, adjudicating: bool) -> list[str]:
         lines.append(f"pulled {plural(result.lead_decisions, 'lead decision')} from the adjudication project"
                      + (f" ({plural(result.ignored, 'submission')} there by others than the lead ignored)"
                         if result.ignored else ""))
+    if deciding_claims:
+        lines.append(f"pulled {plural(getattr(result, 'claim_decisions', 0), 'lead decision')} on claims from the "
+                     "claim-decisions project")
     for u in result.unreadable_locations:  # never dropped silently: the coordinator can ask the reviewer
         lines.append(f"location not read: task {u['task_id']}, {shown(u['reviewer'])} wrote {shown(repr(u['text']))}: "
                      f"{shown(u['reason'])}")
