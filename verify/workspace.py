@@ -557,8 +557,10 @@ class Workspace:
     # --- annotations and exports ------------------------------------------------------------------
 
     def annotations(self) -> list[Annotation]:
-        """The pulled annotations of the review project and of the adjudication project (lead decisions)."""
-        projects = [int(p) for p in (self.get_meta("project_id"), self.get_meta("adjudication_project_id")) if p]
+        """The pulled annotations of the review project, of the adjudication project (lead decisions on frames) and of
+        the claim-decisions project (lead decisions on claims, frame key "claim:…")."""
+        projects = [int(p) for p in (self.get_meta("project_id"), self.get_meta("adjudication_project_id"),
+                                     self.get_meta("claims_project_id")) if p]
         if not projects:
             return []
         marks = ",".join("?" * len(projects))
