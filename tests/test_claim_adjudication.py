@@ -141,7 +141,16 @@ def test_the_digest_follows_the_set_of_conflicting_frames_and_their_sides_not_th
 
 
 def test_a_frame_conflict_on_a_claim_goes_to_the_claim_decisions_project_once(ws, server, conflicting):
+    from verify.status import workspace_status
+    from verify import terminal
+
+    before = workspace_status(ws, pipeline.current_verdicts(ws)).adjudication["claims"]
+    assert (before["not_sent"], before["waiting"], before["decided"]) == ([FLAG], [], [])  # the lead has something to do
     sent = _adjudicate(ws, server)
+    status = workspace_status(ws, pipeline.current_verdicts(ws))
+    assert (status.adjudication["claims"]["not_sent"], status.adjudication["claims"]["waiting"]) == ([], [FLAG])
+    assert any("claims whose frames conflict: 0 decided by the lead, 1 waiting for the lead, 0 not yet sent" in line
+               for line in terminal.status(status))
     assert (sent.disputed, sent.claim_conflicts, sent.claims_imported) == (0, 1, 1)
     assert sent.claims_project_id not in (None, sent.project_id, conflicting["project"])
     project = server.project(sent.claims_project_id)
@@ -268,9 +277,22 @@ def test_the_leads_claim_decision_comes_back_through_pull_and_others_are_ignored
         frames=task["meta"]["shown"], digest=task["meta"]["digest"], at=decisions[FLAG].at,
         annotation_id=decisions[FLAG].annotation_id, task_id=task["id"])}
     assert decisions[FLAG].at
-    verdicts = pipeline.current_verdicts(ws)  # the frame merge passes the claim decisions by
-    assert next(c for c in verdicts.claims if c.id == FLAG).verdict == "disputed"
+    verdicts = pipeline.current_verdicts(ws)  # the frame merge passes the claim decisions by; the claim's is the lead's
+    claim = next(c for c in verdicts.claims if c.id == FLAG)
+    assert (claim.verdict, claim.vote, claim.decided_by, claim.decision_current) == ("contradicted", "disputed", LEAD, True)
     assert len(verdicts.frames) == len(ws.frames())
+    assert verdicts.reviewers[LEAD]["ground_truth"] == 1 and verdicts.reviewers[LEAD]["annotations"] == 0
+    again = _adjudicate(ws, server)  # decided: nothing to send again
+    assert again.claims_imported == 0
+    from verify.status import workspace_status
+
+    assert workspace_status(ws, verdicts).adjudication["claims"]["decided"] == [FLAG]
+    written = {fmt: path for fmt, (path, _) in pipeline.report(ws, ("html", "md", "json")).written.items()}
+    html, md = written["html"].read_text(), written["md"].read_text()
+    said = f"Lead's decision on the claim</b>: Contradicted, by {LEAD}"
+    assert said in html and "the gate frame shows no Taliban flag" in html
+    assert f"Lead's decision on the claim**: Contradicted, by {LEAD}" in md.replace("\\", "")
+    assert "**Contradicted** (lead's decision on the claim)" in md
 
 
 def test_a_claim_decisions_project_deleted_on_the_server_is_named_by_pull_and_made_again(ws, server, conflicting):

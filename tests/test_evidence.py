@@ -211,3 +211,45 @@ def test_sync_status_and_report_count_submissions_reviews_and_skips_in_the_same_
     [line] = terminal.pulled(pulled, adjudicating=False)
     assert line.startswith("pulled 20 submissions: 16 reviews, 2 skips, 2 cannot review, by 2 reviewers")
     assert {"submission", "review", "skip", "cannot review", "lead decision", "independent source", "quorum"} <= set(VOCABULARY)
+
+
+# --- 5. disputes the lead can settle: a decision on the whole claim ----------------------------------------------
+
+def _conflict(case, decided_on: tuple[list[str], list[str]] | None = None, extra_contradicting: bool = False):
+    from verify.verdicts.claim_decisions import claim_key, conflict_digest
+
+    a, b = video("a"), video("b")
+    fa, fb, fc = frame(a, 1), frame(b, 1), frame(b, 2)
+    anns = [ann(w, fa, [says(FLAG, "Supports")]) for w in (R1, R2)]
+    anns += [ann(w, fb, [says(FLAG, "Contradicts")]) for w in (R1, R2)]
+    if extra_contradicting:
+        anns += [ann(w, fc, [says(FLAG, "Contradicts")]) for w in (R1, R2)]
+    supporting, contradicting = decided_on or ([fa.key], [fb.key])
+    key = claim_key(FLAG, conflict_digest(supporting, contradicting))
+    decision = Annotation(id=9000, task_id=1, frame_key=key, reviewer_id=None, reviewer=LEAD, was_cancelled=False,
+                          ground_truth=True, created_at="2021-07-16T10:00:00Z",
+                          result=[{"type": "choices", "from_name": "decision", "to_name": "montage",
+                                   "value": {"choices": ["Contradicted"]}},
+                                  {"type": "textarea", "from_name": "decision_note", "to_name": "montage",
+                                   "value": {"text": ["b's gate frame shows no Taliban flag"]}}])
+    verdicts = merge(case, [a, b], [fa, fb, fc], anns + [decision])
+    return next(c for c in verdicts.claims if c.id == FLAG), verdicts
+
+
+def test_the_leads_decision_on_a_claim_whose_frames_conflict_decides_it_and_keeps_the_vote(case):
+    claim, verdicts = _conflict(case)
+    assert (claim.verdict, claim.vote, claim.decided_by) == ("contradicted", "disputed", LEAD)
+    assert claim.decision.note == "b's gate frame shows no Taliban flag"
+    assert verdicts.reviewers[LEAD] == {"annotations": 0, "skipped": 0, "cannot_review": 0, "ground_truth": 1}
+    result = next(c for c in verdicts.to_json()["claims"] if c["id"] == FLAG)
+    basis = claim_basis(FLAG, result, verdicts.to_json()["frames"], [video("a"), video("b")])
+    assert "Lead's decision on the claim: Contradicted, by lead@desk.example" in basis["text"]
+    assert "the pictures alone are disputed" in basis["text"]
+
+
+def test_a_decision_made_on_other_frames_no_longer_decides_the_claim(case):
+    claim, verdicts = _conflict(case, extra_contradicting=True)  # a second contradicting frame since the decision
+    assert (claim.verdict, claim.vote, claim.decided_by, claim.decision_current) == ("disputed", None, None, False)
+    result = next(c for c in verdicts.to_json()["claims"] if c["id"] == FLAG)
+    basis = claim_basis(FLAG, result, verdicts.to_json()["frames"], [video("a"), video("b")])
+    assert "was made on other frames" in basis["text"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from verify.verdicts.claim_decisions import SENT_META, claim_key, conflict_digest
 from verify.verdicts.merge import ClaimVerdict, Verdicts, review_progress
 from verify.workspace import Workspace
 
@@ -141,6 +143,20 @@ def _queue(ws: Workspace, verdicts: Verdicts) -> dict[str, Any]:
         for v in f.verdicts.values():
             if v.adjudicated_by:
                 leads[v.adjudicated_by] = leads.get(v.adjudicated_by, 0) + 1
+    for c in verdicts.claims:
+        if c.decided_by:
+            leads[c.decided_by] = leads.get(c.decided_by, 0) + 1
     return {"project_id": int(project) if project else None, "lead": ws.get_meta("adjudication_lead"), "sent": sent,
             "decided": len(decided), "waiting": waiting,
-            "disputed_not_sent": max(0, len(verdicts.disputed_frames()) - waiting), "lead_decisions": leads}
+            "disputed_not_sent": max(0, len(verdicts.disputed_frames()) - waiting), "lead_decisions": leads,
+            "claims": _claim_queue(ws, verdicts)}
+
+
+def _claim_queue(ws: Workspace, verdicts: Verdicts) -> dict[str, Any]:
+    """Claims whose frames conflict: decided by the lead, sent and waiting for the lead, or not yet sent."""
+    sent_keys = set(json.loads(ws.get_meta(SENT_META) or "[]"))
+    open_ = [c for c in verdicts.claims if c.verdict == "disputed" and c.supporting and c.contradicting]
+    waiting = [c.id for c in open_ if claim_key(c.id, conflict_digest(c.supporting, c.contradicting)) in sent_keys]
+    return {"project_id": int(p) if (p := ws.get_meta("claims_project_id")) else None,
+            "decided": [c.id for c in verdicts.claims if c.decided_by], "waiting": waiting,
+            "not_sent": [c.id for c in open_ if c.id not in waiting]}

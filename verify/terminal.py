@@ -186,6 +186,11 @@ def status(state: Any) -> list[str]:
         lines.append(f"adjudication: {plural(q['sent'], 'disputed frame')} sent (project {q['project_id'] or 'none yet'}), "
                      f"{q['decided']} decided, {q['waiting']} waiting for the lead, {q['disputed_not_sent']} disputed and "
                      f"not yet sent (`verify adjudicate`)" + (f" · lead decisions, counted apart: {leads}" if leads else ""))
+    claims = q.get("claims") or {}
+    if claims.get("decided") or claims.get("waiting") or claims.get("not_sent"):
+        lines.append(f"claims whose frames conflict: {len(claims['decided'])} decided by the lead, "
+                     f"{len(claims['waiting'])} waiting for the lead, {len(claims['not_sent'])} not yet sent "
+                     "(`verify adjudicate`)" + (": " + ", ".join(claims["not_sent"]) if claims["not_sent"] else ""))
     return lines
 
 

@@ -19,6 +19,7 @@ Choosing the conflicts, laying out the picture and building the task are pure; `
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +31,7 @@ from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.project import CLAIMS, ensure_project, frames_served, import_missing
 from verify.media import montage as media_montage
 from verify.media.montage import Layout, Panel
-from verify.verdicts.claim_decisions import TASK_RECORD, claim_key, conflict_digest
+from verify.verdicts.claim_decisions import SENT_META, TASK_RECORD, claim_key, conflict_digest
 from verify.verdicts.merge import FrameVerdict, Verdicts
 from verify.workspace import Workspace
 
@@ -169,6 +170,7 @@ def send_claim_conflicts(ws: Workspace, client: LabelStudioClient, files_root: P
     url = f"{client.url}/projects/{project_id}/data"
     existing = {} if created else client.task_keys(project_id)
     pending = [c for c in conflicts if c.key not in existing]
+    ws.update_meta(**{SENT_META: json.dumps(sorted({*existing, *(c.key for c in pending)}))})  # for `verify status`
     if not pending:
         return ClaimsSent(project_id, url, len(conflicts), 0)
     frames = {f.key: f for f in verdicts.frames}

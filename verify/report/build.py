@@ -149,6 +149,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "cannot_review": result["cannot_review"], "cannot_review_reasons": result["cannot_review_reasons"],
             "nobody_could_review": could_not(result["nobody_could_review"]),
             "basis": claim_basis(claim.id, result, merged["frames"], videos, case.review.min_reviewers),
+            "vote": result["vote"], "decided_by": result["decided_by"], "decision": result["decision"],
             "independent_sources": result["sources"],
             "single_source": single_source(result),
             "supporting": evidence(result["supporting"], claim.id, result["copies"]),
@@ -237,6 +238,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
         "adjudication": {
             "decisions": decisions,
             "lead_had_answered": sum(1 for d in decisions if d["lead_had_answered"]),
+            "claims": [{"claim": c["id"], **c["decision"], "vote": c["vote"]} for c in claims if c["decision"]],
         },
         "locations": location_model(merged.get("locations"), case, videos),
         "legend": legend,
@@ -399,9 +401,20 @@ def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, An
     if leads:
         n_lead = sum(1 for f in relevant if f["verdicts"][claim_id].get("adjudicated_by"))
         words.append(f"Lead's decision, apart from the votes: {_listing(leads)} decided {plural(n_lead, 'frame')}.")
-    if result["verdict"] == "disputed" and not result["disputed"]:
+    decision = result.get("decision")
+    if decision and decision["current"]:
+        words.append(f"Lead's decision on the claim: {VERDICT_TEXT.get(decision['decision'], decision['decision'])}, by "
+                     f"{decision['lead']}" + (f" at {decision['at']}" if decision["at"] else "")
+                     + f", from the {len(result['supporting'])} supporting and {len(result['contradicting'])} "
+                     f"contradicting frames side by side; the pictures alone are {result['vote']}."
+                     + (f" Note: {decision['note']}" if decision["note"] else " No note."))
+    elif result["verdict"] == "disputed" and not result["disputed"]:
         words.append(f"Disputed because frames conflict: {len(result['supporting'])} support it and "
-                     f"{len(result['contradicting'])} contradict it; no single frame is disputed.")
+                     f"{len(result['contradicting'])} contradict it; no single frame is disputed: "
+                     "`verify adjudicate` sends the claim to the lead.")
+    if decision and not decision["current"]:
+        words.append(f"The lead's decision ({decision['decision']}, by {decision['lead']}) was made on other frames than "
+                     "those that conflict now, so it does not decide the claim; `verify adjudicate` sends it again.")
     short = result.get("short_of_quorum") or []
     if short and result["verdict"] not in ("pending", "unreviewed"):
         pictures = len({by_key[k]["original"] or k for k in short}) if short else 0

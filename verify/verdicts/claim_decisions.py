@@ -26,6 +26,7 @@ KEY_PREFIX = "claim:"
 # annotations table keeps no task data). Its ``from_name`` is no control of any labeling config.
 TASK_RECORD = "verify_task"
 DIGEST_LENGTH = 16
+SENT_META = "claims_sent"  # workspace meta: JSON list of the claim keys sent to the lead so far (for `verify status`)
 _DECISION = {**{label.lower(): key for key, label in CLAIM_DECISIONS.items()}, **{key: key for key in CLAIM_DECISIONS}}
 
 

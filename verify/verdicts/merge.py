@@ -21,6 +21,7 @@ from verify.errors import VerifyError
 from verify.labelstudio.config import (CANNOT_REASONS, CANNOT_REVIEW, GEO_CUES, GEO_PRECISION, GEO_SCOPE, GEO_SIDE, GEO_TEXT,
                                        NOTES, claim_control)
 from verify.records import Annotation, Frame, Video
+from verify.verdicts.claim_decisions import ClaimDecision, claim_decisions, conflict_digest, parse_key
 from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES, LocationAnswer, Locations, merge_locations, read_answer
 
 RULES = [
@@ -34,6 +35,9 @@ RULES = [
     "Can't tell → inconclusive); otherwise (ties, splits) → disputed. Each person counts once.",
     "A lead reviewer's decision overrides the vote for that frame (adjudicated); it is shown beside the vote, and the "
     "lead is never counted as one more reviewer.",
+    "A claim whose pictures conflict (some support it, some contradict it) is decided by the lead as a whole, from "
+    "those pictures side by side, with a note; the decision stands while the conflicting pictures are the ones the "
+    "lead was shown, and the report shows it beside them and beside what the pictures rolled up to.",
     "Evidence is counted per independent picture: a re-upload and the original it copies are one piece of evidence, "
     "from the original's source. A verdict says how many independent sources it rests on; one source is a single "
     "source. A re-upload's own verdicts come only from frames it adds to the original.",
@@ -409,6 +413,15 @@ class ClaimVerdict:
     # the claim's pictures still short of the quorum (fewer than min_reviewers answers, not decided by a lead):
     # the verdict is provisional until there are none
     short_of_quorum: list[str] = field(default_factory=list)
+    # the lead's latest decision on the claim as a whole (when its frames conflicted), and whether it was made on the
+    # frames that conflict now; a current one decides the verdict, and ``vote`` keeps what the frames rolled up to
+    decision: ClaimDecision | None = None
+    decision_current: bool = False
+    vote: str | None = None
+
+    @property
+    def decided_by(self) -> str | None:
+        return self.decision.lead if self.decision and self.decision_current else None
 
     @property
     def provisional(self) -> bool:
@@ -448,7 +461,8 @@ class Verdicts:
                             "nobody_could_review": c.nobody_could_review,
                             "supporting": c.supporting, "contradicting": c.contradicting, "disputed": c.disputed,
                             "sources": c.sources, "copies": c.copies, "short_of_quorum": c.short_of_quorum,
-                            "provisional": c.provisional, "agreement": c.agreement} for c in self.claims],
+                            "provisional": c.provisional, "agreement": c.agreement, "vote": c.vote,
+                            "decided_by": c.decided_by, "decision": _decision_json(c)} for c in self.claims],
                 "reviewers": self.reviewers,
                 "unknown_labels": self.unknown_labels,
                 "unknown_label_policy": self.unknown_label_policy,
@@ -456,6 +470,14 @@ class Verdicts:
                 "min_reviewers": self.min_reviewers,
                 "locations": self.locations.to_json() if self.locations else None,
             }
+
+
+def _decision_json(claim: ClaimVerdict) -> dict[str, Any] | None:
+    d = claim.decision
+    if d is None:
+        return None
+    return {"decision": d.decision, "lead": d.lead, "note": d.note, "frames": d.frames, "at": d.at,
+            "current": claim.decision_current}
 
 
 def _vote_json(vote: ClaimVote) -> dict[str, Any]:
@@ -495,6 +517,8 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
     if unknown_labels not in UNKNOWN_LABEL_POLICIES:
         raise ValueError(f"unknown_labels must be one of {UNKNOWN_LABEL_POLICIES}")
     tasks = tasks or {}
+    decided = claim_decisions(case, [a for a in annotations if parse_key(a.frame_key)])  # the lead's, on whole claims
+    annotations = [a for a in annotations if not parse_key(a.frame_key)]
     by_frame: dict[str, list[Review]] = defaultdict(list)
     unknown: Counter[str] = Counter()
     decode_one = _decoder(case, keep_unknown=unknown_labels == "keep")
@@ -584,13 +608,20 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
         evidence = pictures(relevant, claim.id, frame_by_key)
         kinds = {kind: [p for p in evidence if p.verdict in verdicts] for kind, verdicts in _KINDS.items()}
         reasons = _reasons(relevant)
+        verdict = roll_up(p.verdict for p in evidence)
+        decision = decided.get(claim.id)
+        supporting, contradicting = [p.key for p in kinds["supporting"]], [p.key for p in kinds["contradicting"]]
+        # a decision settles the conflict it was shown: the same supporting and contradicting frames as now
+        current = bool(decision and verdict == "disputed" and supporting and contradicting
+                       and decision.digest == conflict_digest(supporting, contradicting))
         claim_out.append(ClaimVerdict(
             id=claim.id,
-            verdict=roll_up(p.verdict for p in evidence),
+            verdict=decision.decision if current and decision else verdict,
+            vote=verdict if current else None, decision=decision, decision_current=current,
             frames=len(relevant),
             reviewed_frames=sum(1 for f in relevant if f.verdicts[claim.id].answers),
-            supporting=[p.key for p in kinds["supporting"]],
-            contradicting=[p.key for p in kinds["contradicting"]],
+            supporting=supporting,
+            contradicting=contradicting,
             disputed=[p.key for p in kinds["disputed"]],
             agreement=_agreement(relevant, claim.id),
             answers=sum(f.verdicts[claim.id].answers for f in relevant),
@@ -613,6 +644,8 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             stats["skipped"] += r.skipped
             stats["cannot_review"] += bool(r.cannot_review) and not r.ground_truth
             stats["ground_truth"] += r.ground_truth and not r.skipped and not r.cannot_review
+    for d in decided.values():  # a decision on a whole claim is a lead decision too, never a review
+        reviewers[d.lead]["ground_truth"] += 1
     source_claims: dict[str, list[str]] = {}
     for video in videos:
         source_claims.setdefault(video.source_id, []).extend(video.claims)
