@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import SEED_CASE
 from tests.test_custody import _cli, _one, built, ws  # noqa: F401 (fixtures: a workspace through every stage)
 from verify import custody
+from verify.errors import NotAcceptable
 from verify.workspace import Workspace
 
 
@@ -81,7 +82,7 @@ def test_accept_refuses_what_is_not_an_unlogged_file_of_the_workspace_and_logs_n
     for given, says in ((str(outside), "not a file in the workspace"), ("frames/nothing-here.jpg", "no such file"),
                         (logged, "the custody log already records it"), ("frames/stray.jpg", "does not record it")):
         result = _cli(ws, "audit", "--accept", name, given)
-        assert result.exit_code == custody.NotAcceptable.exit_code == 17, (given, result.output)
+        assert result.exit_code == NotAcceptable.exit_code == 17, (given, result.output)
         assert result.output.startswith("verify: ") and result.output.count("\n") == 1 and says in result.output
     assert (ws / "custody.log").read_text() == lines  # nothing accepted, not even the good one
     assert _cli(ws, "audit", name).exit_code == 2  # a file without --accept: a usage error

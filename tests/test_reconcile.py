@@ -646,7 +646,8 @@ def test_the_leads_task_shows_each_reviewers_boxes_as_predictions_their_notes_an
     [task] = server.tasks_of(sent.project_id)
     assert {p["model_version"]: [r["id"] for r in p["result"]] for p in task["predictions"]} == {
         ANA: ["ana-1", "ana-2"], BEN: ["ben-1"]}
-    assert task["predictions"][0]["result"][0] == ana_boxes[0]  # the reviewer's region, as stored
+    # the reviewer's region, as stored, under the one box control (drawn under its group's control before there was one)
+    assert task["predictions"][0]["result"][0] == {**ana_boxes[0], "from_name": "box-labels"}
     assert all(r["type"] == "rectanglelabels" for p in task["predictions"] for r in p["result"])  # no answers pre-filled
     data = task["data"]
     assert f"{MILITANTS_CLAIM} ({ANA}: Supports, {BEN}: Contradicts)" in data["dispute"]

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from verify import __version__
 from verify.clock import now_utc
-from verify.errors import CustodyError, IntegrityError, ManifestMissing, VerifyError
+from verify.errors import CustodyError, IntegrityError, ManifestMissing, NotAcceptable, VerifyError
 from verify.files import file_sha256
 
 LOG = "custody.log"
@@ -51,12 +51,6 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "pull": ("exports/",), "merge": ("reports/",), "report": ("reports/",),
     "sync": ("frames/", "exports/", "reports/"), "accept": (),
 }
-
-
-class NotAcceptable(VerifyError):
-    """``audit --accept`` was given a file that is not in the workspace, or not one the audit finds unlogged."""
-
-    exit_code = 17
 
 
 def files_digest(items: Iterable[tuple[str, str]]) -> str:

@@ -107,3 +107,9 @@ class StorageAuthError(StorageError):
     """The object storage refused the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN)."""
 
     exit_code = 16
+
+
+class NotAcceptable(VerifyError):
+    """``audit --accept`` was given a file that is not in the workspace, or not one the audit finds unlogged."""
+
+    exit_code = 17

@@ -31,7 +31,7 @@ from verify.clock import timestamp
 from verify.errors import OptionError, VerifyError
 from verify.labelstudio.claims import send_claim_conflicts
 from verify.labelstudio.client import LabelStudioClient, region_errors
-from verify.labelstudio.config import bears_field, build_config
+from verify.labelstudio.config import BOXES, bears_field, build_config
 from verify.labelstudio.project import (ADJUDICATION, build_task, ensure_project, frames_served, image_mode,
                                        import_missing, shows_strips, strips_of)
 from verify.records import Annotation, Frame
@@ -130,7 +130,9 @@ def reviewer_predictions(annotations: list[Annotation], case: Case,
             signature = repr(sorted((k, repr(v)) for k, v in value.items()))
             if signature not in seen:
                 seen.add(signature)
-                by_reviewer.setdefault(annotation.reviewer, []).append(item)
+                # a box drawn before the labels had one control comes in under its group's control: the lead's copy
+                # goes under the one control, so relabelling it replaces its label instead of adding a second one
+                by_reviewer.setdefault(annotation.reviewer, []).append({**item, "from_name": BOXES})
     regions = [item for items in by_reviewer.values() for item in items]
     faults = errors(regions) if regions else []
     bad = {id(item) for item, fault in zip(regions, faults) if fault}
