@@ -253,3 +253,23 @@ def test_a_decision_made_on_other_frames_no_longer_decides_the_claim(case):
     result = next(c for c in verdicts.to_json()["claims"] if c["id"] == FLAG)
     basis = claim_basis(FLAG, result, verdicts.to_json()["frames"], [video("a"), video("b")])
     assert "was made on other frames" in basis["text"]
+
+
+def test_a_pull_names_each_ambiguous_box_with_its_task_and_reviewer(case):
+    from verify import terminal
+    from verify.labelstudio.pull import Tally
+
+    v = video("a")
+    f = frame(v, 1)
+    tally = Tally(case)
+    tally.add("exports/x.json", "0" * 64, 1, [ann(R1, f, [box("Gate structure", 10, region="x", control="location_cues"),
+                                                          box("Civilians", 10, region="x", control="actors")])])
+    [a] = tally.ambiguous
+    assert (a["reviewer"], a["labels"]) == (R1, ["Gate structure", "Civilians"])
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(full=True, export_files=[], annotations=1, skipped=0, cannot_review=0, reviewers=1, tasks=1,
+                             unreadable_locations=[], ambiguous_boxes=tally.ambiguous)
+    lines = terminal.pulled(result, adjudicating=False)
+    assert f"ambiguous box: task {a['task_id']}, {R1} gave one region two labels (Gate structure, Civilians): " \
+           "counted as neither" in lines

@@ -80,6 +80,9 @@ def pulled(result: Any, adjudicating: bool, deciding_claims: bool = False) -> li
     if deciding_claims:
         lines.append(f"pulled {plural(getattr(result, 'claim_decisions', 0), 'lead decision')} on claims from the "
                      "claim-decisions project")
+    for a in getattr(result, "ambiguous_boxes", []):  # never counted as either label, never dropped silently
+        lines.append(f"ambiguous box: task {a['task_id']}, {shown(a['reviewer'])} gave one region two labels "
+                     f"({', '.join(shown(label) for label in a['labels'])}): counted as neither")
     for u in result.unreadable_locations:  # never dropped silently: the coordinator can ask the reviewer
         lines.append(f"location not read: task {u['task_id']}, {shown(u['reviewer'])} wrote {shown(repr(u['text']))}: "
                      f"{shown(u['reason'])}")
@@ -88,16 +91,15 @@ def pulled(result: Any, adjudicating: bool, deciding_claims: bool = False) -> li
 
 def merged(verdicts: Any) -> list[str]:
     """Per claim, the figures the report and `verify status` give: frames reviewed of the claim's frames, answers, skips,
-    the independent sources the verdict rests on and whether it is provisional; then every ambiguous box."""
+    the independent sources the verdict rests on and whether it is provisional; then how many boxes are ambiguous."""
     width = max((len(c.id) for c in verdicts.claims), default=0)
     lines = [f"{claim.id:<{width}}  {claim.verdict:<13} {claim.reviewed_frames} of {plural(claim.frames, 'frame')} reviewed, "
              f"{plural(claim.answers, 'answer')}, {plural(claim.skips, 'skip')}, {claim.cannot_review} could not review"
              + (f", {claim.agreement['percent']}% unanimous" if claim.agreement["percent"] is not None else "")
              + _resting_on(claim) for claim in verdicts.claims]
-    for f in verdicts.frames:
-        for a in f.ambiguous_boxes:
-            lines.append(f"ambiguous box: task {f.task_id}, {shown(a['reviewer'])} gave one region two labels "
-                         f"({', '.join(shown(label) for label in a['labels'])}): counted as neither")
+    ambiguous = sum(len(f.ambiguous_boxes) for f in verdicts.frames)
+    if ambiguous:  # each one is named (task, reviewer) by the pull that brought it, and in the report
+        lines.append(f"{plural(ambiguous, 'ambiguous box', 'ambiguous boxes')} (one region, two labels) counted as neither")
     return lines
 
 

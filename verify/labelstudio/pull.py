@@ -49,6 +49,8 @@ class PullResult:
     claim_decisions: int = 0  # the lead's annotations in the claim-decisions project (skips included, as lead_decisions)
     # location texts that are not coordinates verify can read: {task_id, frame_key, reviewer, text, reason}
     unreadable_locations: list[dict[str, Any]] = field(default_factory=list)
+    # regions given two labels at once (Label Studio #5198): {task_id, frame_key, reviewer, labels}; counted as neither
+    ambiguous_boxes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def unreadable_location(record: Annotation, review: Review) -> dict[str, Any] | None:
@@ -114,6 +116,7 @@ def pull(ws: Workspace, client: LabelStudioClient, full: bool = False) -> PullRe
         result.ignored = decisions.ignored
         result.export_files += decisions.export_files
         result.unreadable_locations += decisions.unreadable_locations
+        result.ambiguous_boxes += decisions.ambiguous_boxes
     claims = ws.get_meta(CLAIMS.meta)
     if claims:
         lead = ws.get_meta("adjudication_lead")
@@ -181,6 +184,7 @@ def _pull_project(ws: Workspace, client: LabelStudioClient, project_id: int, use
         export_files=[name for name, _ in tally.archived], full=not since, tasks=tally.tasks,
         annotations=tally.annotations, skipped=tally.skipped, reviewers=len(tally.reviewers),
         cannot_review=tally.cannot_review, ignored=tally.ignored, unreadable_locations=tally.unreadable,
+        ambiguous_boxes=tally.ambiguous,
     )
 
 
@@ -194,6 +198,7 @@ class Tally:
         self.reviewers: set[int | None] = set()
         self.by_reviewer: Counter[str] = Counter()
         self.unreadable: list[dict[str, Any]] = []
+        self.ambiguous: list[dict[str, Any]] = []
 
     def add(self, export_file: str, sha256: str, tasks: int, records: list[Annotation]) -> None:
         self.archived.append((export_file, sha256))
@@ -206,6 +211,8 @@ class Tally:
         self.cannot_review += len(cannot)
         self.skipped += sum(r.was_cancelled for r in records) - sum(r.was_cancelled for r in cannot)  # a reason is not a skip
         self.unreadable += [u for u in (unreadable_location(r, review) for r, review in reviews) if u]
+        self.ambiguous += [{"task_id": r.task_id, "frame_key": r.frame_key, "reviewer": r.reviewer, "labels": a["labels"]}
+                           for r, review in reviews for a in review.ambiguous]
 
 
 def _archive(ws: Workspace, client: LabelStudioClient, project_id: int, ids: list[int] | None) -> tuple[str, list[dict], str]:
