@@ -155,3 +155,30 @@ def test_a_run_outside_its_scope_does_not_explain_a_file(ws):
     with workspace.lock(command="report"):
         pass
     assert [path for path, _ in custody.unlogged_files(workspace)] == [name]
+
+
+def test_a_library_stage_takes_the_lock_and_records_its_intent_itself(ws):
+    """Issue 25, item 4: the lock is the library's, not the CLI's. A library caller gets the lock (a second holder is
+    refused), its run's intent is recorded while it writes, and re-entry in the same thread (sync → report) works."""
+    from verify import pipeline
+    from verify.errors import WorkspaceBusy
+
+    lib = Workspace.open(ws)
+    seen: list[str | None] = []
+    real_record = custody.record_files
+
+    def spying(w, action, *args, **kwargs):  # the intent is open while the stage writes
+        seen.append((custody.current_intent(w) or {}).get("command"))
+        return real_record(w, action, *args, **kwargs)
+
+    custody.record_files = spying
+    try:
+        pipeline.report(lib, ("json",))
+    finally:
+        custody.record_files = real_record
+    assert seen == ["report", "report"]  # merge's entry and report's, both under the report's intent
+    assert custody.current_intent(lib) is None  # closed when the stage finished
+
+    other = Workspace.open(ws)  # another holder of the same workspace (as another verify process would be)
+    with other.lock(command="merge"), pytest.raises(WorkspaceBusy):
+        pipeline.merge(lib)

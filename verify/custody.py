@@ -463,6 +463,11 @@ def accept(ws: Any, names: list[str], note: str = "") -> dict[str, Any]:
     Raises:
         NotAcceptable: a file is outside the workspace, not recorded by it, changed, or not unlogged.
     """
+    with ws.lock(command="accept"):  # held by the caller already (re-entrant), or taken here for a library caller
+        return _accept(ws, names, note)
+
+
+def _accept(ws: Any, names: list[str], note: str) -> dict[str, Any]:
     unlogged = dict(unlogged_files(ws))
     expected = manifest(ws)
     chosen: dict[str, str] = {}

@@ -29,7 +29,7 @@ from verify.media.strips import ContextsMade, make_strips
 from verify.report.build import FORMATS, write_reports
 from verify.verdicts.merge import Verdicts
 from verify.verdicts.merge import merge as merge_verdicts
-from verify.workspace import Workspace
+from verify.workspace import Workspace, locked
 
 VERDICTS_FILE = "reports/verdicts.json"
 
@@ -84,6 +84,7 @@ def current_verdicts(ws: Workspace, unknown_labels: str = "ignore") -> Verdicts:
     return merge_verdicts(ws.case, ws.videos(), ws.frames(), ws.annotations(), ws.tasks(), unknown_labels)
 
 
+@locked("merge")
 def merge(ws: Workspace, unknown_labels: str = "ignore") -> Merged:
     """Merge the pulled annotations, write reports/verdicts.json and log it with the exports it rests on.
 
@@ -100,6 +101,7 @@ def merge(ws: Workspace, unknown_labels: str = "ignore") -> Merged:
     return Merged(verdicts, name, sha)
 
 
+@locked("report")
 def report(ws: Workspace, formats: tuple[str, ...] = (), out: Path | None = None, unknown_labels: str = "ignore",
            merged: Merged | None = None, paper: str = "a4") -> Reports:
     """Write the reports from a merge (this one's, or a fresh ``merge``) and log every file written.
@@ -119,6 +121,7 @@ def report(ws: Workspace, formats: tuple[str, ...] = (), out: Path | None = None
     return Reports({fmt: (path, sha) for (fmt, path), (_, sha) in zip(written.items(), hashes)}, merged)
 
 
+@locked("push")
 def context_strips(ws: Workspace, client: LabelStudioClient, files_root: Path | None, include_duplicates: bool = False,
                    images: str = "auto", context: bool = True) -> tuple[str, ContextsMade | None]:
     """Decide how frames will reach the server, and make the missing context strips (``verify.media.strips``) when
@@ -132,6 +135,7 @@ def context_strips(ws: Workspace, client: LabelStudioClient, files_root: Path | 
     return mode, make_strips(ws, include_duplicates) if shows_strips(mode, context) else None
 
 
+@locked("sync")
 def sync(ws: Workspace, client: LabelStudioClient, files_root: Path | None, include_duplicates: bool = False,
          unknown_labels: str = "ignore", images: str = "auto", progress: Callable[[int], None] | None = None,
          context: bool = True) -> Synced:
@@ -148,6 +152,7 @@ def sync(ws: Workspace, client: LabelStudioClient, files_root: Path | None, incl
     return Synced(pushed, pulled, report(ws, unknown_labels=unknown_labels, merged=merge(ws, unknown_labels)), strips)
 
 
+@locked("adjudicate")
 def adjudicate(ws: Workspace, client: LabelStudioClient, files_root: Path | None, lead: str | None = None,
                images: str = "auto", progress: Callable[[int], None] | None = None) -> AdjudicateResult:
     """Send the frames the current verdicts show disputed to the lead (see ``verify.labelstudio.adjudicate``)."""

@@ -25,6 +25,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import threading
 import uuid
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -208,6 +209,7 @@ class Workspace:
         self.db = db
         self._case: Case | None = None
         self.read_only = False  # opened from a read-only folder or disk: status and audit work, nothing is written
+        self._holder: tuple[int, int] | None = None  # (thread id, depth) while this object holds the write lock
 
     # --- opening -------------------------------------------------------------------------
 
@@ -328,7 +330,18 @@ class Workspace:
         Taking it cleans up after a verify that was killed: its half-written files are removed and,
         with ``recover``, what it committed but had not yet logged is logged, then ``command``'s intent is
         recorded before it writes, and closed when it finishes (``custody.begin``, ``custody.end``).
+
+        Re-entrant in the thread that holds it: a stage called by another stage (``sync`` calls push, pull
+        and report; the CLI holds it around a stage) runs under the outer hold and its intent.
         """
+        me = threading.get_ident()
+        if self._holder and self._holder[0] == me:
+            self._holder = (me, self._holder[1] + 1)
+            try:
+                yield
+            finally:
+                self._holder = (me, self._holder[1] - 1)
+            return
         if self.read_only:
             raise WorkspaceError(f"{self.root}: the workspace is read-only (its folder or disk), so verify cannot change it; "
                                  "`verify status` and `verify audit` work on it as it is")
@@ -344,6 +357,7 @@ class Workspace:
                 )
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._holder = (me, 1)
             self._remove_leftovers()
             if recover:
                 from verify import custody  # the log is custody's; it reads and writes through this workspace
@@ -353,6 +367,7 @@ class Workspace:
             if recover:  # not after an error or a kill: the intent stays open for the next writer to complete
                 custody.end(self)
         finally:
+            self._holder = None
             os.close(fd)
 
     def _remove_leftovers(self) -> None:
@@ -747,3 +762,15 @@ def _context(row: sqlite3.Row) -> Context:
 
 def _capture(row: sqlite3.Row) -> Capture:
     return Capture(**{**dict(row), "record": json.loads(row["record"])})
+
+
+def locked(command: str):
+    """A stage function (its first argument the workspace) that runs holding the workspace's write lock, under
+    ``command``'s custody intent, whether the CLI or a library caller calls it (``Workspace.lock``)."""
+    def wrap(stage):
+        @functools.wraps(stage)
+        def run(ws: "Workspace", *args: Any, **kwargs: Any) -> Any:
+            with ws.lock(command=command):
+                return stage(ws, *args, **kwargs)
+        return run
+    return wrap

@@ -29,7 +29,7 @@ from verify.labelstudio.project import CLAIMS
 from verify.records import Annotation, Export
 from verify.verdicts.claim_decisions import parse_key
 from verify.verdicts.merge import Review, decode
-from verify.workspace import Workspace
+from verify.workspace import Workspace, locked
 
 
 EXPORT_PAGE = 500  # task ids per export request (Django refuses 1,000 query fields)
@@ -89,6 +89,7 @@ def parse_export(tasks: list[dict[str, Any]], users: dict[int, str]) -> list[Ann
     return records
 
 
+@locked("pull")
 def pull(ws: Workspace, client: LabelStudioClient, full: bool = False) -> PullResult:
     """Bring the project's annotations (and the lead's, from the adjudication and claim-decisions projects) into the
     workspace.

@@ -18,7 +18,7 @@ from verify.labelstudio.client import LabelStudioClient
 from verify.labelstudio.project import (build_task, ensure_project, frames_served, image_mode, import_missing,
                                        label_stream_url, link_stream, shows_strips, strips_of, video_fields)
 from verify.records import Context, Frame
-from verify.workspace import Workspace, read_frames
+from verify.workspace import Workspace, locked, read_frames
 
 
 @dataclass
@@ -52,6 +52,7 @@ def _task_maker(ws: Workspace, urls: dict[str, str], strips: dict[str, Context],
     return make_task
 
 
+@locked("push")
 def push(
     ws: Workspace,
     client: LabelStudioClient,

@@ -36,7 +36,7 @@ from verify.media.isolate import map_isolated, report_failure, run_isolated
 from verify.media.decode import decode_at
 from verify.media.match import Fingerprint, fingerprint, match_videos
 from verify.records import Frame, Reupload, Video
-from verify.workspace import Workspace
+from verify.workspace import Workspace, locked
 
 EXTRACTOR = f"verify.frames/{__version__}"
 
@@ -260,6 +260,7 @@ def write_frame(picture, record: dict[str, Any], out_dir: str, quality: int) -> 
             "width": int(image.shape[1]), "height": int(image.shape[0]), "fingerprint": fingerprint(image).to_json()}
 
 
+@locked("frames")
 def extract(
     ws: Workspace,
     params: FrameParams | None = None,

@@ -40,7 +40,7 @@ from verify.media.links import (
 )
 from verify.records import Capture, Video
 from verify.urls import is_web_url, looks_like_link
-from verify.workspace import Workspace
+from verify.workspace import Workspace, locked
 
 CHUNK = 1 << 20
 PROBE_TIMEOUT_S = 60.0
@@ -336,6 +336,7 @@ def ingest_with_sidecar(
     return ingest_file(ws, path, source_id, overrides, info, record)
 
 
+@locked("ingest")
 def ingest(
     ws: Workspace,
     items: list[str | Path],
@@ -365,6 +366,7 @@ def ingest(
     return results
 
 
+@locked("ingest")
 def ingest_listed(
     ws: Workspace,
     items: list[LinkItem],
