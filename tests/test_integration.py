@@ -264,7 +264,7 @@ def test_a_lead_decides_a_disputed_frame(loop, label_studio):
     report = json.loads((loop["ws"] / "reports" / "report.json").read_text())
     frame = next(f for f in report["frames"] if f["key"] == loop["plan"]["militants"])
     verdict = frame["verdicts"]["militants_beside_pakistani_guards"]
-    assert verdict["verdict"] == "adjudicated:supports" and verdict["vote"] == "disputed"
+    assert (verdict["verdict"], verdict["vote"]) == ("supports", "disputed") and verdict["adjudicated_by"]
     assert verdict["adjudicated_by"] == "lead@desk.example"
     claims = {c["id"]: c for c in report["claims"]}
     assert claims["militants_beside_pakistani_guards"]["verdict"] == "supported"

@@ -42,8 +42,6 @@ def test_frame_verdict_rule(answers, minimum, expected):
     (["supports", "disputed"], "disputed"),
     (["inconclusive", "inconclusive"], "inconclusive"),
     (["inconclusive", "unreviewed"], "pending"),
-    (["adjudicated:supports", "unreviewed"], "supported"),
-    (["adjudicated:contradicts", "supports"], "disputed"),
 ])
 def test_roll_up_rule(frames, expected):
     assert roll_up(frames) == expected
@@ -97,7 +95,7 @@ def test_merge_counts_votes_ignores_skips_and_lets_the_lead_decide():
     assert f1["verdicts"]["attack_repelled"]["verdict"] == "disputed"
     assert f2["verdicts"]["taliban_flag_raised"]["verdict"] == "pending"  # one answer, one skip
     assert f2["skipped_by"] == ["ben"]
-    assert f3["verdicts"]["taliban_flag_raised"]["verdict"] == "adjudicated:supports"
+    assert f3["verdicts"]["taliban_flag_raised"]["verdict"] == "supports" and f3["verdicts"]["taliban_flag_raised"]["adjudicated_by"]
     assert f3["verdicts"]["taliban_flag_raised"]["vote"] == "disputed"
     claims = {c["id"]: c for c in out["claims"]}
     assert claims["taliban_flag_raised"]["verdict"] == "supported"
@@ -236,7 +234,7 @@ def test_recorded_export_from_a_real_server_parses_and_merges():
     frames = [_frame(t["data"]["frame_key"], t["data"]["t_ms"]) for t in tasks]
     out = merge(CASE, [VIDEO], frames, records)
     assert out.unknown_labels == {"Old label": 1}
-    adjudicated = [f for f in out.frames if f.verdicts["militants_beside_pakistani_guards"].verdict.startswith("adjudicated")]
+    adjudicated = [f for f in out.frames if f.verdicts["militants_beside_pakistani_guards"].adjudicated_by]
     assert len(adjudicated) == 1
 
 
@@ -286,3 +284,15 @@ def test_unknown_labels_policy():
     assert [b["unknown"] for b in kept.frames[0].boxes if b["label"] == "Old label"] == [True]
     with pytest.raises(VerifyError, match="labels that are not in the case: 'Old label' \\(1\\)"):
         merge(CASE, [VIDEO], frames, anns, unknown_labels="fail")
+
+
+def test_verdicts_are_typed_and_a_leads_decision_is_its_own_field():
+    """Issue 25, item 3: a vote is a ``Vote``, a roll-up a ``Verdict``; a lead's decision is the value chosen, with who
+    decided it and the reviewers' vote beside it (no "adjudicated:…" strings to take apart)."""
+    from verify.verdicts.values import Verdict, Vote
+
+    assert frame_verdict(["supports", "contradicts"], 2) is Vote.DISPUTED
+    assert roll_up([Vote.SUPPORTS, Vote.UNREVIEWED]) is Verdict.SUPPORTED
+    assert json.dumps({Vote.SUPPORTS: Verdict.SUPPORTED}) == '{"supports": "supported"}' and f"{Vote.PENDING:<9}|" == "pending  |"
+    with pytest.raises(ValueError):
+        roll_up(["adjudicated:supports"])

@@ -523,7 +523,7 @@ def test_disputed_frames_go_to_the_lead_once_and_only_the_leads_decisions_come_b
     pulled = pull(ws, server)
     assert (pulled.lead_decisions, pulled.ignored) == (1, 1)
     verdict = _frames(ws)[disputed_key]["verdicts"][MILITANTS_CLAIM]
-    assert (verdict["verdict"], verdict["vote"], verdict["adjudicated_by"]) == ("adjudicated:supports", "disputed", LEAD)
+    assert (verdict["verdict"], verdict["vote"], verdict["adjudicated_by"]) == ("supports", "disputed", LEAD)
     assert adjudicate(ws, server, None, lead=LEAD, images="upload").disputed == 0  # decided: no longer disputed
 
 
@@ -535,7 +535,7 @@ def test_adjudication_without_a_lead_takes_anyone_in_the_adjudication_project(ws
     pulled = pull(ws, server)
     assert (pulled.lead_decisions, pulled.ignored) == (1, 0)
     verdict = _frames(ws)[task["meta"]["verify_key"]]["verdicts"][MILITANTS_CLAIM]
-    assert verdict["verdict"] == "adjudicated:contradicts" and verdict["adjudicated_by"] == BEN
+    assert verdict["verdict"] == "contradicts" and verdict["adjudicated_by"] == BEN
 
 
 def test_an_adjudication_project_deleted_on_the_server_is_made_again_by_the_next_adjudicate(ws, server, reviewed):

@@ -369,10 +369,12 @@ def test_no_progress_bar_text_when_stderr_is_not_a_terminal(reviewed):
 
 
 def test_frame_verdicts_are_capitalised_like_claim_verdicts():
-    from verify.report.build import verdict_text
+    from verify.report.build import verdict_text, vote_text
+    from verify.verdicts.values import Vote
 
-    assert [verdict_text(v) for v in ("supports", "contradicts", "inconclusive", "adjudicated:supports")] == [
-        "Supports", "Contradicts", "Inconclusive", "Supports (lead's decision)"]
+    assert [verdict_text(v) for v in ("supports", "contradicts", "inconclusive", Vote.SUPPORTS)] == [
+        "Supports", "Contradicts", "Inconclusive", "Supports"]
+    assert vote_text({"verdict": Vote.SUPPORTS, "adjudicated_by": "lead@desk.example"}) == "Supports (lead's decision)"
 
 
 def test_a_reupload_is_listed_with_its_original_and_never_counted_as_corroboration(reports):

@@ -113,7 +113,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             box.update(n=n, group=group["name"] if group else None, colour=group["colour"] if group else UNKNOWN_COLOUR,
                        of_reviewers=len(f["reviewers"]))
         f["lead_decisions"] = [
-            {"claim": claim, "lead": v["adjudicated_by"], "decision": v["verdict"].split(":", 1)[1], "vote": v["vote"],
+            {"claim": claim, "lead": v["adjudicated_by"], "decision": v["verdict"], "vote": v["vote"],
              "lead_had_answered": v["by_reviewer"].get(v["adjudicated_by"])}
             for claim, v in f["verdicts"].items() if v.get("adjudicated_by")]
 
@@ -469,7 +469,8 @@ def _environment(markdown: bool = False) -> Environment:
     env.filters["verdict"] = verdict_text
     env.filters["plural"] = plural
     env.filters["answer"] = lambda a: VERDICT_CHOICES.get(a, a)
-    env.filters["vclass"] = lambda v: (v or "").replace("adjudicated:", "").replace(" ", "-")
+    env.filters["vclass"] = lambda v: str(v or "").replace(" ", "-")
+    env.filters["vote_text"] = vote_text
     env.filters["metres"] = distance_text
     env.filters["reason"] = reason_words
     env.filters["coord"] = lambda v: f"{v:.5f}" if isinstance(v, (int, float)) else "—"
@@ -477,12 +478,15 @@ def _environment(markdown: bool = False) -> Environment:
 
 
 def verdict_text(v: str | None) -> str:
-    """A verdict as the report writes it: capitalised; a lead's decision as "Supports (lead's decision)"."""
+    """A verdict or a vote as the report writes it, capitalised ("Supports", "Pending (reviews missing)")."""
     if not v:
         return ""
-    if v.startswith("adjudicated:"):
-        return f"{verdict_text(v.split(':', 1)[1])} (lead's decision)"
     return VERDICT_TEXT.get(v, v[:1].upper() + v[1:])
+
+
+def vote_text(vote: dict[str, Any]) -> str:
+    """A frame's vote on a claim (from the model: ``verdict``, ``adjudicated_by``): "Supports (lead's decision)"."""
+    return verdict_text(vote["verdict"]) + (" (lead's decision)" if vote.get("adjudicated_by") else "")
 
 
 def render_markdown(model: dict[str, Any], images: dict[str, str]) -> str:

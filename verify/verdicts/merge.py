@@ -22,6 +22,7 @@ from verify.labelstudio.config import (CANNOT_REASONS, CANNOT_REVIEW, GEO_CUES, 
                                        NOTES, claim_control)
 from verify.records import Annotation, Frame, Video
 from verify.verdicts.claim_decisions import ClaimDecision, claim_decisions, conflict_digest, parse_key
+from verify.verdicts.values import Verdict, Vote
 from verify.verdicts.places import PRECISION, SCOPE_CHOICES, SIDE_CHOICES, LocationAnswer, Locations, merge_locations, read_answer
 
 RULES = [
@@ -53,7 +54,7 @@ RULES = [
 ]
 IOU_MATCH = 0.5
 _ANSWER = {label: key for key, label in VERDICT_CHOICES.items()}
-_FRAME_TO_ANSWER = {"supports": "supports", "contradicts": "contradicts", "cant_tell": "inconclusive"}
+_FRAME_TO_ANSWER = {"supports": Vote.SUPPORTS, "contradicts": Vote.CONTRADICTS, "cant_tell": Vote.INCONCLUSIVE}
 _PRECISION = {label: key for key, (label, _) in PRECISION.items()}
 _SIDE = {label: key for key, label in SIDE_CHOICES.items()}
 _SCOPE = {label: key for key, label in SCOPE_CHOICES.items()}
@@ -188,39 +189,37 @@ def _box(value: dict[str, Any], label: str) -> dict[str, Any]:
     }
 
 
-def frame_verdict(answers: list[str], min_reviewers: int) -> str:
+def frame_verdict(answers: list[str], min_reviewers: int) -> Vote:
     """The verdict of one frame on one claim from the reviewers' answers (see RULES)."""
     return _verdict_from_counts({k: answers.count(k) for k in VERDICT_CHOICES}, min_reviewers)
 
 
-def _verdict_from_counts(counts: dict[str, int], min_reviewers: int) -> str:
+def _verdict_from_counts(counts: dict[str, int], min_reviewers: int) -> Vote:
     total = sum(counts.values())
     if not total:
-        return "unreviewed"
+        return Vote.UNREVIEWED
     if total < min_reviewers:
-        return "pending"
+        return Vote.PENDING
     top = max(counts, key=counts.__getitem__)
-    return _FRAME_TO_ANSWER[top] if counts[top] * 2 > total else "disputed"
+    return _FRAME_TO_ANSWER[top] if counts[top] * 2 > total else Vote.DISPUTED
 
 
-def roll_up(verdicts: Iterable[str]) -> str:
-    """The verdict over several frames' verdicts on one claim (see RULES)."""
-    seen = Counter(verdicts)
-    supports = seen["supports"] + seen["adjudicated:supports"]
-    contradicts = seen["contradicts"] + seen["adjudicated:contradicts"]
-    if supports and contradicts:
-        return "disputed"
-    if seen["disputed"]:
-        return "disputed"
-    if supports:
-        return "supported"
-    if contradicts:
-        return "contradicted"
-    if seen["inconclusive"] + seen["adjudicated:inconclusive"]:
-        return "inconclusive" if not (seen["pending"] or seen["unreviewed"]) else "pending"
-    if seen["pending"]:
-        return "pending"
-    return "unreviewed"
+def roll_up(votes: Iterable[str]) -> Verdict:
+    """The verdict over several pictures' votes on one claim (see RULES)."""
+    seen = Counter(Vote(v) for v in votes)
+    if seen[Vote.SUPPORTS] and seen[Vote.CONTRADICTS]:
+        return Verdict.DISPUTED
+    if seen[Vote.DISPUTED]:
+        return Verdict.DISPUTED
+    if seen[Vote.SUPPORTS]:
+        return Verdict.SUPPORTED
+    if seen[Vote.CONTRADICTS]:
+        return Verdict.CONTRADICTED
+    if seen[Vote.INCONCLUSIVE]:
+        return Verdict.INCONCLUSIVE if not (seen[Vote.PENDING] or seen[Vote.UNREVIEWED]) else Verdict.PENDING
+    if seen[Vote.PENDING]:
+        return Verdict.PENDING
+    return Verdict.UNREVIEWED
 
 
 def iou(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -319,20 +318,20 @@ def to_pixels(boxes: list[dict[str, Any]], width: int | None, height: int | None
 class ClaimVote:
     """One frame's verdict on one claim: the reviewers' answers and what they add up to."""
 
-    verdict: str  # supports, contradicts, inconclusive, disputed, pending, unreviewed, or adjudicated:…
+    verdict: Vote  # the lead's decision where ``adjudicated_by`` is set, else the reviewers' vote
     counts: dict[str, int]  # answer → how many reviewers gave it
     answers: int
     by_reviewer: dict[str, str]  # reviewer → answer
-    vote: str | None = None  # the reviewers' verdict, when a lead's decision replaced it
+    vote: Vote | None = None  # the reviewers' vote, when a lead's decision replaced it
     adjudicated_by: str | None = None
 
     @property
     def supports(self) -> bool:
-        return self.verdict in ("supports", "adjudicated:supports")
+        return self.verdict == Vote.SUPPORTS
 
     @property
     def contradicts(self) -> bool:
-        return self.verdict in ("contradicts", "adjudicated:contradicts")
+        return self.verdict == Vote.CONTRADICTS
 
 
 @dataclass(slots=True)
@@ -367,7 +366,7 @@ class FrameVerdict:
 
     @property
     def disputed_claims(self) -> list[str]:
-        return [claim for claim, vote in self.verdicts.items() if vote.verdict == "disputed"]
+        return [claim for claim, vote in self.verdicts.items() if vote.verdict == Vote.DISPUTED]
 
     @property
     def nobody_could_review(self) -> bool:
@@ -380,7 +379,7 @@ class VideoVerdict:
     sha256: str
     source_id: str
     frames: int
-    claims: dict[str, str]  # claim id → rolled-up verdict over the video's own frames (not those linked to an original)
+    claims: dict[str, Verdict]  # claim id → rolled-up verdict over the video's own frames (not those linked to an original)
     skips: int = 0
     cannot_review: int = 0  # reviewers' "cannot review" answers on the video's frames (not skips, not votes)
     cannot_review_reasons: dict[str, int] = field(default_factory=dict)  # reason key → how many
@@ -392,7 +391,7 @@ class VideoVerdict:
 @dataclass(slots=True)
 class ClaimVerdict:
     id: str
-    verdict: str
+    verdict: Verdict  # the lead's decision on the claim where ``decided_by`` is set, else what its pictures roll up to
     frames: int  # frames bearing on the claim (re-uploads included)
     reviewed_frames: int
     # the independent pictures (a re-upload and its original are one), by the frame key that carries the verdict
@@ -417,7 +416,7 @@ class ClaimVerdict:
     # frames that conflict now; a current one decides the verdict, and ``vote`` keeps what the frames rolled up to
     decision: ClaimDecision | None = None
     decision_current: bool = False
-    vote: str | None = None
+    vote: Verdict | None = None
 
     @property
     def decided_by(self) -> str | None:
@@ -425,7 +424,7 @@ class ClaimVerdict:
 
     @property
     def provisional(self) -> bool:
-        return bool(self.short_of_quorum) or self.verdict in ("pending", "unreviewed")
+        return bool(self.short_of_quorum) or self.verdict in (Verdict.PENDING, Verdict.UNREVIEWED)
 
 
 @dataclass(slots=True)
@@ -560,7 +559,7 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             decider = next((r for r in lead if claim_id in r.answers), None)
             if decider:
                 vote.vote, vote.adjudicated_by = vote.verdict, decider.reviewer
-                vote.verdict = f"adjudicated:{_FRAME_TO_ANSWER[decider.answers[claim_id]]}"
+                vote.verdict = _FRAME_TO_ANSWER[decider.answers[claim_id]]
             verdicts[claim_id] = vote
         frame_out.append(FrameVerdict(
             key=frame.key, video_sha256=frame.video_sha256, source_id=video_by_sha[frame.video_sha256].source_id,
@@ -612,11 +611,11 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
         decision = decided.get(claim.id)
         supporting, contradicting = [p.key for p in kinds["supporting"]], [p.key for p in kinds["contradicting"]]
         # a decision settles the conflict it was shown: the same supporting and contradicting frames as now
-        current = bool(decision and verdict == "disputed" and supporting and contradicting
+        current = bool(decision and verdict == Verdict.DISPUTED and supporting and contradicting
                        and decision.digest == conflict_digest(supporting, contradicting))
         claim_out.append(ClaimVerdict(
             id=claim.id,
-            verdict=decision.decision if current and decision else verdict,
+            verdict=Verdict(decision.decision) if current and decision else verdict,
             vote=verdict if current else None, decision=decision, decision_current=current,
             frames=len(relevant),
             reviewed_frames=sum(1 for f in relevant if f.verdicts[claim.id].answers),
@@ -631,7 +630,7 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
             nobody_could_review=[f.key for f in relevant if f.nobody_could_review],
             sources={kind: sorted({frame_by_key[p.original].source_id for p in found}) for kind, found in kinds.items()},
             copies={p.key: p.copies for p in evidence if p.copies and p.verdict in _DECIDED},
-            short_of_quorum=[p.key for p in evidence if p.verdict in ("pending", "unreviewed")
+            short_of_quorum=[p.key for p in evidence if not p.verdict.decided
                              and not frame_by_key[p.key].nobody_could_review],
         ))
 
@@ -656,8 +655,7 @@ def _merge(case: Case, videos: list[Video], frames: list[Frame], annotations: li
                     min_reviewers=case.review.min_reviewers, locations=locations)
 
 
-_KINDS = {"supporting": ("supports", "adjudicated:supports"), "contradicting": ("contradicts", "adjudicated:contradicts"),
-          "disputed": ("disputed",)}
+_KINDS = {"supporting": (Vote.SUPPORTS,), "contradicting": (Vote.CONTRADICTS,), "disputed": (Vote.DISPUTED,)}
 _DECIDED = {v for verdicts in _KINDS.values() for v in verdicts}
 
 
@@ -679,7 +677,7 @@ class Picture:
 
     key: str  # the frame whose verdict it carries: the original, or a re-upload reviewed in its stead
     original: str  # the original frame's key
-    verdict: str
+    verdict: Vote
     copies: list[str]  # the other frames of the claim showing the same picture (re-uploads), linked to ``original``
 
 
@@ -694,11 +692,11 @@ def pictures(relevant: list[FrameVerdict], claim_id: str, frame_by_key: dict[str
     for original, members in groups.items():
         root = frame_by_key[original]
         ordered = [root] + [m for m in members if m.key != original]
-        reviewed = [m for m in ordered if m.verdicts[claim_id].verdict != "unreviewed"]
-        decided = [m for m in reviewed if m.verdicts[claim_id].verdict not in ("pending",)]
+        reviewed = [m for m in ordered if m.verdicts[claim_id].verdict != Vote.UNREVIEWED]
+        decided = [m for m in reviewed if m.verdicts[claim_id].verdict.decided]
         carrier = (decided or reviewed or [root])[0]
-        said = {m.verdicts[claim_id].verdict.removeprefix("adjudicated:") for m in decided}
-        verdict = carrier.verdicts[claim_id].verdict if len(said) <= 1 else "disputed"
+        said = {m.verdicts[claim_id].verdict for m in decided}
+        verdict = carrier.verdicts[claim_id].verdict if len(said) <= 1 else Vote.DISPUTED
         shown = {m.key for m in members}
         out.append(Picture(key=carrier.key, original=original, verdict=verdict,
                            copies=[m.key for m in ordered if m.key != carrier.key and m.key in shown]))
