@@ -34,7 +34,7 @@ from verify import __version__, custody
 from verify.errors import MediaError, OptionError
 from verify.media.isolate import map_isolated, report_failure, run_isolated
 from verify.media.decode import decode_at
-from verify.media.match import Fingerprint, fingerprint, match_videos
+from verify.media.match import Fingerprint, HashIndex, fingerprint, match_videos
 from verify.records import Frame, Reupload, Video
 from verify.workspace import Workspace, locked
 
@@ -366,8 +366,14 @@ def link_reuploads(ws: Workspace, distance: int) -> int:
     prints = {sha: [(f, Fingerprint.from_json(f.fingerprint)) for f in fs if f.fingerprint] for sha, fs in frames.items()}
     target: dict[str, str] = {}  # frame key → the original frame it re-uploads
     found = []
+    index = HashIndex()  # only pairs with a frame pair within LINK bits can match: the rest are never compared
+    for v in videos:
+        index.add([fp for _, fp in prints[v.sha256]])
+    candidates: dict[int, list[int]] = {}
+    for i, j in sorted(index.pairs()):
+        candidates.setdefault(j, []).append(i)
     for j, b in enumerate(videos):
-        for a in videos[:j]:
+        for a in (videos[i] for i in candidates.get(j, ())):
             pa, pb = prints[a.sha256], prints[b.sha256]
             vm = match_videos([(f.t_ms, fp) for f, fp in pa], [(f.t_ms, fp) for f, fp in pb]) if pa and pb else None
             if vm is None:

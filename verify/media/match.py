@@ -32,7 +32,7 @@ import numpy as np
 __all__ = [
     "Fingerprint", "Match", "Segment", "VideoMatch",
     "content_rect", "fingerprint", "frames_match", "match_videos",
-    "STRONG", "LINK", "CANDIDATE",
+    "STRONG", "LINK", "CANDIDATE", "HashIndex",
 ]
 
 FINGERPRINT_VERSION = 1
@@ -515,3 +515,121 @@ def _fit_line(cands, ta, tb, tol):
         if len({c[0] for c in refit}) >= len({c[0] for c in inl}):
             speed, offset, inl = s2, o2, refit
     return speed, offset, inl
+
+
+# --- the index: which videos can match at all ------------------------------------------------
+#
+# ``match_videos`` links B to A only on a frame match within LINK bits (a one-frame video needs
+# one within STRONG <= LINK; every other case needs at least two within LINK). ``_best`` takes the
+# closest of the compared views, so a pair of videos none of whose frames has two views within
+# LINK bits can never be linked: the index finds, exactly, the pairs of videos with such a frame
+# pair, and only those go through ``match_videos``. Results equal comparing every pair.
+#
+# Why a flat (exhaustive, vectorised) search and not multi-index hashing: LINK is 64 of 256 bits,
+# a quarter. Multi-index hashing is exact only by pigeonhole (16 chunks of 16 bits: some chunk
+# within 4 bits, 2,517 probes per chunk) and at that radius about half of all unrelated hashes
+# share such a chunk, so it would probe more than it saves; the same holds for faiss's
+# IndexBinaryMultiHash, and HNSW-style graphs (faiss, usearch) are approximate (a missed pair is
+# a re-upload reviewed twice). A 256-bit distance is four 64-bit popcounts: numpy does them for a
+# block of a few million pairs at a time, no Python per pair.
+
+
+_WORDS = 4  # 64-bit words in a 256-bit hash
+_BLOCK = 1 << 21  # distances computed per numpy step (bounds memory: about 40 MB)
+
+
+def _words(hexes: Sequence[str]) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=">u8").astype(np.uint64).reshape(len(hexes), _WORDS)
+
+
+class HashIndex:
+    """The videos' frame hashes, for finding which videos may re-upload which (exact, see above).
+
+    Videos are added in order (``add``); a frame too flat to match (quality < MIN_QUALITY)
+    is left out, as ``frames_match`` ignores it. Per frame the index keeps the views
+    ``_best`` compares: every centred crop of the plain picture (a's side) and the whole and
+    cropped views, plain and mirrored (b's side).
+    """
+
+    def __init__(self) -> None:
+        self._video: list[int] = []  # per indexed frame: the video's number (its order of adding)
+        self._frame: list[int] = []  # per indexed frame: its index in the video's frame list
+        self._plain: list[np.ndarray] = []  # per video: [frames, scales, words]
+        self._mirror: list[np.ndarray] = []
+        self._n = 0
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, fingerprints: Sequence[Fingerprint]) -> int:
+        """Index one video's keyframe fingerprints; its number (0, 1, …) is returned."""
+        number = self._n
+        self._n += 1
+        keep = [(i, fp) for i, fp in enumerate(fingerprints) if fp.quality >= MIN_QUALITY and len(fp.hashes) == len(SCALES)]
+        if keep:
+            self._plain.append(_words([h for _, fp in keep for h in fp.hashes]).reshape(len(keep), len(SCALES), _WORDS))
+            self._mirror.append(_words([h for _, fp in keep for h in fp.mirrored]).reshape(len(keep), len(SCALES), _WORDS))
+            self._video.extend([number] * len(keep))
+            self._frame.extend(i for i, _ in keep)
+            self._cache = None
+        return number
+
+    def _arrays(self):
+        if self._cache is None:
+            empty = np.zeros((0, len(SCALES), _WORDS), np.uint64)
+            plain = np.concatenate(self._plain) if self._plain else empty
+            mirror = np.concatenate(self._mirror) if self._mirror else empty
+            self._cache = (plain, mirror, np.asarray(self._video, np.int64), np.asarray(self._frame, np.int64))
+        return self._cache
+
+    def pairs(self, radius: int = LINK) -> set[tuple[int, int]]:
+        """Every (earlier video, later video) with a frame pair within ``radius`` bits in a compared view."""
+        plain, mirror, video, _ = self._arrays()
+        found: set[tuple[int, int]] = set()
+        n = len(video)
+        # later frames query the earlier ones: frames are in video order, so query block [s, e)
+        # needs only stored frames [0, e)
+        step = max(1, _BLOCK // max(1, 14 * n))
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            for qi, si in _within(plain[s:e], mirror[s:e], plain[:e], radius):
+                a, b = int(video[si]), int(video[s + qi])
+                if a < b:
+                    found.add((a, b))
+        return found
+
+    def near(self, fingerprints: Sequence[Fingerprint], radius: int = LINK) -> set[int]:
+        """The indexed videos a new video's frames may match (within ``radius`` bits in a compared view)."""
+        keep = [fp for fp in fingerprints if fp.quality >= MIN_QUALITY and len(fp.hashes) == len(SCALES)]
+        if not keep or not self._video:
+            return set()
+        plain, _, video, _ = self._arrays()
+        qp = _words([h for fp in keep for h in fp.hashes]).reshape(len(keep), len(SCALES), _WORDS)
+        qm = _words([h for fp in keep for h in fp.mirrored]).reshape(len(keep), len(SCALES), _WORDS)
+        found: set[int] = set()
+        step = max(1, _BLOCK // max(1, 14 * len(video)))
+        for s in range(0, len(keep), step):
+            found.update(int(video[si]) for _, si in _within(qp[s: s + step], qm[s: s + step], plain, radius))
+        return found
+
+
+def _within(q_plain: np.ndarray, q_mirror: np.ndarray, stored: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    """(query frame, stored frame) pairs with a view pair ``_best`` compares within ``radius`` bits.
+
+    The stored frame plays A, the query B: A's crops against B's whole picture (plain or
+    mirrored), and A's whole picture against B's crops (plain or mirrored).
+    """
+    out: set[tuple[int, int]] = set()
+    if not len(q_plain) or not len(stored):
+        return out
+    b_whole = np.stack([q_plain[:, 0], q_mirror[:, 0]], axis=1)  # [q, 2, words]
+    b_crops = np.concatenate([q_plain[:, 1:], q_mirror[:, 1:]], axis=1)  # [q, 2·(scales−1), words]
+    for queries, targets in ((b_whole, stored), (b_crops, stored[:, :1])):
+        # [q, views_b, 1, 1, words] ^ [1, 1, n, views_a, words] → distances [q, views_b, n, views_a]
+        x = queries[:, :, None, None, :] ^ targets[None, None, :, :, :]
+        d = np.bitwise_count(x).sum(axis=-1, dtype=np.uint16)
+        close = (d <= radius).any(axis=(1, 3))
+        qi, si = np.nonzero(close)
+        out.update(zip(qi.tolist(), si.tolist()))
+    return out
