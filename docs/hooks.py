@@ -152,6 +152,17 @@ def vocabulary() -> str:
     return _table(["word", "means"], [[f"*{word}*", meaning] for word, meaning in VOCABULARY.items()])
 
 
+def verdict_values() -> str:
+    """The values of ``verify.verdicts.values``: a frame's vote and a roll-up's verdict, with the code's comments."""
+    from verify.verdicts.values import Verdict, Vote
+
+    rows = []
+    for kind, cls in (("vote (a frame, on a claim)", Vote), ("verdict (a claim or a video)", Verdict)):
+        comments = _field_comments(cls)
+        rows += [[kind, f"`{member.value}`", comments.get(name, "")] for name, member in cls.__members__.items()]
+    return _table(["kind", "value", "what"], rows)
+
+
 # --- tuning defaults ----------------------------------------------------------------------------------------------
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -267,6 +278,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "exit-codes": exit_codes,
     "merge-rules": merge_rules,
     "vocabulary": vocabulary,
+    "verdict-values": verdict_values,
     "frame-params": frame_params,
     "select-params": select_params,
     "match-constants": lambda: module_constants("verify.media.match", ["STRONG", "LINK", "CANDIDATE", "MIN_QUALITY",
