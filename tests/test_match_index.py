@@ -79,7 +79,7 @@ def test_index_in_small_blocks_gives_the_same_pairs(monkeypatch):
 
     videos = random_videos(3)
     expected = indexed(videos).pairs()
-    monkeypatch.setattr(match, "_BLOCK", 1)
+    monkeypatch.setattr(match, "_TILE", 7)
     assert indexed(videos).pairs() == expected
 
 

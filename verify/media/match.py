@@ -534,12 +534,17 @@ def _fit_line(cands, ta, tb, tol):
 # block of a few million pairs at a time, no Python per pair.
 
 
-_WORDS = 4  # 64-bit words in a 256-bit hash
-_BLOCK = 1 << 21  # distances computed per numpy step (bounds memory: about 40 MB)
+_TILE = 1024  # frames per side of one block of distances (a few tens of MB of float32)
 
 
-def _words(hexes: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=">u8").astype(np.uint64).reshape(len(hexes), _WORDS)
+def _packed(hexes: Sequence[str]) -> np.ndarray:
+    """256-bit hashes (hex) as rows of 32 bytes."""
+    return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(len(hexes), 32)
+
+
+def _signs(packed: np.ndarray) -> np.ndarray:
+    """Rows of 32 bytes as rows of 256 ±1 (float32): the dot product of two rows is 256 − 2·(Hamming distance)."""
+    return np.unpackbits(packed, axis=-1).astype(np.float32) * 2 - 1
 
 
 class HashIndex:
@@ -547,17 +552,18 @@ class HashIndex:
 
     Videos are added in order (``add``); a frame too flat to match (quality < MIN_QUALITY)
     is left out, as ``frames_match`` ignores it. Per frame the index keeps the views
-    ``_best`` compares: every centred crop of the plain picture (a's side) and the whole and
-    cropped views, plain and mirrored (b's side).
+    ``_best`` compares: every centred crop of the plain picture (A's side) and the whole and
+    cropped views, plain and mirrored (B's side). Distances are computed a block of frames
+    against a block at a time as one float32 matrix product of ±1 bits (BLAS, exact: the
+    products are small integers), so memory stays bounded and no Python runs per pair.
     """
 
     def __init__(self) -> None:
         self._video: list[int] = []  # per indexed frame: the video's number (its order of adding)
-        self._frame: list[int] = []  # per indexed frame: its index in the video's frame list
-        self._plain: list[np.ndarray] = []  # per video: [frames, scales, words]
+        self._plain: list[np.ndarray] = []  # per video: [frames, scales, 32] bytes
         self._mirror: list[np.ndarray] = []
         self._n = 0
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self._n
@@ -566,70 +572,71 @@ class HashIndex:
         """Index one video's keyframe fingerprints; its number (0, 1, …) is returned."""
         number = self._n
         self._n += 1
-        keep = [(i, fp) for i, fp in enumerate(fingerprints) if fp.quality >= MIN_QUALITY and len(fp.hashes) == len(SCALES)]
+        keep = _indexable(fingerprints)
         if keep:
-            self._plain.append(_words([h for _, fp in keep for h in fp.hashes]).reshape(len(keep), len(SCALES), _WORDS))
-            self._mirror.append(_words([h for _, fp in keep for h in fp.mirrored]).reshape(len(keep), len(SCALES), _WORDS))
+            self._plain.append(_packed([h for fp in keep for h in fp.hashes]).reshape(len(keep), len(SCALES), 32))
+            self._mirror.append(_packed([h for fp in keep for h in fp.mirrored]).reshape(len(keep), len(SCALES), 32))
             self._video.extend([number] * len(keep))
-            self._frame.extend(i for i, _ in keep)
             self._cache = None
         return number
 
-    def _arrays(self):
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._cache is None:
-            empty = np.zeros((0, len(SCALES), _WORDS), np.uint64)
-            plain = np.concatenate(self._plain) if self._plain else empty
-            mirror = np.concatenate(self._mirror) if self._mirror else empty
-            self._cache = (plain, mirror, np.asarray(self._video, np.int64), np.asarray(self._frame, np.int64))
+            empty = np.zeros((0, len(SCALES), 32), np.uint8)
+            self._cache = (np.concatenate(self._plain) if self._plain else empty,
+                           np.concatenate(self._mirror) if self._mirror else empty,
+                           np.asarray(self._video, np.int64))
         return self._cache
 
     def pairs(self, radius: int = LINK) -> set[tuple[int, int]]:
         """Every (earlier video, later video) with a frame pair within ``radius`` bits in a compared view."""
-        plain, mirror, video, _ = self._arrays()
+        plain, mirror, video = self._arrays()
         found: set[tuple[int, int]] = set()
         n = len(video)
-        # later frames query the earlier ones: frames are in video order, so query block [s, e)
-        # needs only stored frames [0, e)
-        step = max(1, _BLOCK // max(1, 14 * n))
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            for qi, si in _within(plain[s:e], mirror[s:e], plain[:e], radius):
-                a, b = int(video[si]), int(video[s + qi])
-                if a < b:
-                    found.add((a, b))
+        for q0 in range(0, n, _TILE):  # frames are in video order: a block of later frames against the blocks up to it
+            q1 = min(n, q0 + _TILE)
+            for s0 in range(0, q1, _TILE):
+                s1 = min(q1, s0 + _TILE)
+                qi, si = _within(plain[q0:q1], mirror[q0:q1], plain[s0:s1], radius)
+                a, b = video[s0 + si], video[q0 + qi]
+                earlier = a < b
+                found.update(zip(a[earlier].tolist(), b[earlier].tolist()))
         return found
 
     def near(self, fingerprints: Sequence[Fingerprint], radius: int = LINK) -> set[int]:
         """The indexed videos a new video's frames may match (within ``radius`` bits in a compared view)."""
-        keep = [fp for fp in fingerprints if fp.quality >= MIN_QUALITY and len(fp.hashes) == len(SCALES)]
-        if not keep or not self._video:
+        keep = _indexable(fingerprints)
+        plain, _, video = self._arrays()
+        if not keep or not len(video):
             return set()
-        plain, _, video, _ = self._arrays()
-        qp = _words([h for fp in keep for h in fp.hashes]).reshape(len(keep), len(SCALES), _WORDS)
-        qm = _words([h for fp in keep for h in fp.mirrored]).reshape(len(keep), len(SCALES), _WORDS)
+        qp = _packed([h for fp in keep for h in fp.hashes]).reshape(len(keep), len(SCALES), 32)
+        qm = _packed([h for fp in keep for h in fp.mirrored]).reshape(len(keep), len(SCALES), 32)
         found: set[int] = set()
-        step = max(1, _BLOCK // max(1, 14 * len(video)))
-        for s in range(0, len(keep), step):
-            found.update(int(video[si]) for _, si in _within(qp[s: s + step], qm[s: s + step], plain, radius))
+        for q0 in range(0, len(keep), _TILE):
+            for s0 in range(0, len(video), _TILE):
+                _, si = _within(qp[q0: q0 + _TILE], qm[q0: q0 + _TILE], plain[s0: s0 + _TILE], radius)
+                found.update(video[s0 + si].tolist())
         return found
 
 
-def _within(q_plain: np.ndarray, q_mirror: np.ndarray, stored: np.ndarray, radius: int) -> set[tuple[int, int]]:
-    """(query frame, stored frame) pairs with a view pair ``_best`` compares within ``radius`` bits.
+def _indexable(fingerprints: Sequence[Fingerprint]) -> list[Fingerprint]:
+    return [fp for fp in fingerprints if fp.quality >= MIN_QUALITY and len(fp.hashes) == len(SCALES)]
+
+
+def _within(q_plain: np.ndarray, q_mirror: np.ndarray, stored: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(query frames, stored frames) with a view pair ``_best`` compares within ``radius`` bits.
 
     The stored frame plays A, the query B: A's crops against B's whole picture (plain or
     mirrored), and A's whole picture against B's crops (plain or mirrored).
     """
-    out: set[tuple[int, int]] = set()
-    if not len(q_plain) or not len(stored):
-        return out
-    b_whole = np.stack([q_plain[:, 0], q_mirror[:, 0]], axis=1)  # [q, 2, words]
-    b_crops = np.concatenate([q_plain[:, 1:], q_mirror[:, 1:]], axis=1)  # [q, 2·(scales−1), words]
-    for queries, targets in ((b_whole, stored), (b_crops, stored[:, :1])):
-        # [q, views_b, 1, 1, words] ^ [1, 1, n, views_a, words] → distances [q, views_b, n, views_a]
-        x = queries[:, :, None, None, :] ^ targets[None, None, :, :, :]
-        d = np.bitwise_count(x).sum(axis=-1, dtype=np.uint16)
-        close = (d <= radius).any(axis=(1, 3))
-        qi, si = np.nonzero(close)
-        out.update(zip(qi.tolist(), si.tolist()))
-    return out
+    q, n, k = len(q_plain), len(stored), len(SCALES)
+    if not q or not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    least = 256 - 2 * radius  # dot product of ±1 rows within radius bits
+    a_views = _signs(stored.reshape(n * k, 32))  # [n·k, 256], frame-major
+    b_whole = _signs(np.stack([q_plain[:, 0], q_mirror[:, 0]], axis=1).reshape(q * 2, 32))
+    close = ((b_whole @ a_views.T).reshape(q, 2, n, k) >= least).any(axis=(1, 3))
+    b_crops = _signs(np.concatenate([q_plain[:, 1:], q_mirror[:, 1:]], axis=1).reshape(q * 2 * (k - 1), 32))
+    close |= ((b_crops @ a_views.reshape(n, k, 256)[:, 0].T).reshape(q, 2 * (k - 1), n) >= least).any(axis=1)
+    qi, si = np.nonzero(close)
+    return qi, si
