@@ -92,6 +92,7 @@ def draw_box(page: Page, text: str, box: tuple[float, float, float, float], insi
     Label Studio 1.23 a plain drag there moves the box underneath; Ctrl or ⌘ draws a new one, and only while
     no box is selected)."""
     label(page, text).first.click()
+    before = len(regions(page))
     if inside:
         page.keyboard.down("Control")
     try:
@@ -99,6 +100,7 @@ def draw_box(page: Page, text: str, box: tuple[float, float, float, float], insi
     finally:
         if inside:
             page.keyboard.up("Control")
+    _until(page, lambda: len(regions(page)) > before, f"the box {text!r} to be listed in the Regions panel")
 
 
 def drag(page: Page, box: tuple[float, float, float, float]) -> None:
@@ -115,25 +117,31 @@ def drag(page: Page, box: tuple[float, float, float, float]) -> None:
     page.mouse.up()
 
 
+REGION = ".lsf-tree__node_type_rectangleregion"  # a box's line in the Regions panel
+SELECTED = ".lsf-tree-treenode-selected"  # the line of the box now selected
+
+
 def select_region(page: Page, text: str) -> None:
     """Select the box labelled ``text`` by its line in the Regions panel (the first such line)."""
-    page.locator(".lsf-tree__node_type_rectangleregion .lsf-outliner-item__title", has_text=re.compile(
-        f"^{re.escape(text)}$")).first.click()
-    page.wait_for_timeout(200)
+    line = page.locator(f"{REGION}", has=page.locator(".lsf-outliner-item__title", has_text=re.compile(
+        f"^{re.escape(text)}$"))).first
+    line.locator(".lsf-outliner-item__title").click()
+    _until(page, lambda: line.evaluate(f"e => e.matches('{SELECTED}')"), f"the box {text!r} to be selected")
 
 
 def relabel(page: Page, old: str, new: str) -> None:
     """Change a box's label as the instructions say: select the box, click the new label, let go of the box (Esc)."""
     select_region(page, old)
+    index = regions(page).index(old)
     label(page, new).first.click()
-    page.wait_for_timeout(200)
+    _until(page, lambda: regions(page)[index:index + 1] == [new], f"the box {old!r} to be relabelled {new!r}")
     deselect(page)
 
 
 def deselect(page: Page) -> None:
     """Let go of a selected box (Esc), so the next drag draws instead of moving it."""
     page.keyboard.press("Escape")
-    page.wait_for_timeout(200)
+    _until(page, lambda: not page.locator(f"{REGION}{SELECTED}").count(), "no box to be selected after Esc")
 
 
 def question(page: Page, text: str) -> Locator:
@@ -152,6 +160,7 @@ def choose(page: Page, question_text: str, choice: str) -> None:
         unfold(page, question_text)
     option.scroll_into_view_if_needed()
     option.click()
+    _until(page, lambda: option.evaluate(f"e => e.matches({CHECKED!r})"), f"{choice!r} to be checked for {question_text!r}")
 
 
 def write_note(page: Page, name: str, text: str) -> None:
@@ -170,6 +179,7 @@ def cannot_review(page: Page, reason: str) -> None:
         unfold(page, reason)
     option.first.scroll_into_view_if_needed()
     option.first.click()
+    _until(page, lambda: option.first.evaluate(f"e => e.matches({CHECKED!r})"), f"{reason!r} to be checked")
 
 
 def unfold(page: Page, text: str) -> None:
@@ -192,17 +202,36 @@ def submit(page: Page, before: str) -> None:
 
 def submit_stored(page: Page) -> None:
     """Submit and wait until Label Studio has stored the annotation: the page may move on before the POST is answered."""
-    def stored(response) -> bool:
-        return response.request.method == "POST" and "/annotations" in response.url
-    with page.expect_response(stored, timeout=60_000) as answer:
-        page.locator("[data-testid=bottombar-submit-button]").click()
-    assert answer.value.ok, (answer.value.status, answer.value.url)
+    _stored(page, "bottombar-submit-button")
 
 
 def skip(page: Page, before: str) -> None:
-    """Skip the frame, then wait until the stream shows another frame or its end."""
-    page.locator("[data-testid=bottombar-skip-button]").click()
+    """Skip the frame, wait until Label Studio has stored the skip, then until the stream shows another frame or its end."""
+    _stored(page, "bottombar-skip-button")
     _next(page, before, "skipping")
+
+
+# Label Studio stores a submit or a skip (an annotation with was_cancelled) as a new annotation of the task (POST),
+# or as a change to the one already there (PATCH)
+ANNOTATION_WRITE = re.compile(r"/api/(tasks/\d+/annotations|annotations/\d+)/?(\?|$)")
+
+
+def _stored(page: Page, button: str) -> None:
+    """Click the bottom bar's ``button`` and wait for the server's answer to the annotation it writes (a success)."""
+    def stored(response) -> bool:
+        return response.request.method in ("POST", "PATCH") and bool(ANNOTATION_WRITE.search(response.url))
+    with page.expect_response(stored, timeout=60_000) as answer:
+        page.locator(f"[data-testid={button}]").click()
+    assert answer.value.ok, (answer.value.status, answer.value.url)
+
+
+def _until(page: Page, predicate, what: str, timeout: float = 30) -> None:
+    """Poll ``predicate`` (between polls the page runs on) until it holds; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        page.wait_for_timeout(50)
 
 
 def _next(page: Page, before: str, what: str) -> None:
