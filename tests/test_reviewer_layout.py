@@ -134,10 +134,37 @@ def page(stream):
         browser.close()
 
 
+# Label Studio sizes the frame's canvas to its picture after the picture loads, and again after the window changes
+# size. Settled: the picture and its canvas have a size, the canvas covers the picture as drawn, and nothing that
+# MEASURE reads moved between two consecutive animation frames (three polls in a row, one per frame).
+SETTLED = r"""() => {
+  const rect = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height].map(Math.round); };
+  const picture = document.querySelector('.verify-picture .lsf-image');
+  const canvas = document.querySelector('.verify-picture canvas');
+  const img = document.querySelector('.verify-picture img');
+  if (!picture || !canvas || !img || !img.complete || !img.naturalWidth) return false;
+  const [p, c, i] = [picture, canvas, img].map(rect);
+  const sized = p[2] > 0 && p[3] > 0 && c[2] > 0 && c[3] > 0 && i[2] > 0 && i[3] > 0
+    && Math.abs(c[2] - i[2]) <= 1 && Math.abs(c[3] - i[3]) <= 1;
+  const moving = '.verify-tools .lsf-label, .verify-claim, .verify-context img, [data-testid=bottombar-submit-button]';
+  const now = JSON.stringify([innerWidth, innerHeight, p, c, i, [...document.querySelectorAll(moving)].map(rect)]);
+  const last = window.__verifyLayout || {};
+  const same = sized && last.now === now;
+  window.__verifyLayout = {now, polls: same ? last.polls + 1 : 0};
+  return same && window.__verifyLayout.polls >= 2;
+}"""
+
+
+def _settled(page) -> None:
+    """Wait (at most 30 s) until Label Studio's layout is SETTLED."""
+    page.evaluate("() => { window.__verifyLayout = null; }")
+    page.wait_for_function(SETTLED, polling="raf", timeout=30_000)
+
+
 def _wait_for_picture(page) -> None:
     page.wait_for_function("() => [...document.querySelectorAll('.verify-picture img')].some(i => i.complete && i.naturalWidth > 0)")
     page.wait_for_function("() => [...document.querySelectorAll('.verify-context img')].some(i => i.complete && i.naturalWidth > 0)")
-    page.wait_for_timeout(300)  # Label Studio sizes the canvas after the image loads
+    _settled(page)
 
 
 def _look(page, name: str) -> dict:
@@ -145,7 +172,7 @@ def _look(page, name: str) -> dict:
     seen = {}
     for width, height in WINDOWS:
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(400)
+        _settled(page)
         page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
         seen[(width, height)] = page.evaluate(MEASURE)
         page.screenshot(path=str(SHOTS / f"layout-{name}-{width}x{height}.png"))
