@@ -277,9 +277,15 @@ def test_the_real_ui_shows_the_strip_and_a_task_without_one_shows_no_error(pushe
         page.wait_for_load_state("networkidle")
         for name, task in zip(("with", "without"), answer.json()["task_ids"]):
             page.goto(f"{url}/projects/{project}/data?task={task}")
-            page.wait_for_function("() => [...document.querySelectorAll('img')].some(i => i.src.startsWith('blob:') && i.naturalWidth)",
-                                   timeout=60_000)
-            page.wait_for_timeout(1500)
+            # the picture this task must show loaded (the strip; the frame where there is no strip), and every other
+            # picture loaded or failed, so that what is absent is absent because it was never shown
+            shown = strip.width if name == "with" else frame.width
+            page.wait_for_function("w => [...document.querySelectorAll('img')].some(i => i.src.startsWith('blob:') && i.complete"
+                                   " && i.naturalWidth === w) && [...document.querySelectorAll('img')].every(i => i.complete)",
+                                   arg=shown, timeout=60_000)
+            if name == "with":
+                page.get_by_text("Around this frame: ").first.wait_for(timeout=60_000)
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")  # drawn
             seen[name] = {"widths": page.evaluate("() => [...document.querySelectorAll('img')].filter(i => i.src.startsWith('blob:'))"
                                                   ".map(i => i.naturalWidth)"),
                           "text": page.inner_text("body")}
