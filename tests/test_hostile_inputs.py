@@ -138,7 +138,10 @@ def test_a_killed_verify_takes_its_decoder_child_with_it(tmp_path):
     time.sleep(0.5)  # past the child's start-up, into its work
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
-    for _ in range(100):
+    # a hang guard, not a speed limit: the kernel kills the child at once, or (killed before it asked to be) the
+    # child leaves by itself when its start-up finds its parent gone, which on a busy machine can take seconds
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
             state = Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0]
         except FileNotFoundError:
@@ -148,7 +151,7 @@ def test_a_killed_verify_takes_its_decoder_child_with_it(tmp_path):
         time.sleep(0.05)
     else:
         os.kill(child, signal.SIGKILL)
-        pytest.fail("the decoder child outlived its killed parent by 5 s")
+        pytest.fail("the decoder child outlived its killed parent by 60 s")
 
 
 # --- what is printed -----------------------------------------------------------------------------------------
