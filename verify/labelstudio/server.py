@@ -50,6 +50,7 @@ from verify.labelstudio import objects
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 240.0
+KILL_WAIT_S = 30.0  # how long `server stop` waits for killed processes to be gone (a bound on a hang)
 DATABASES = ("sqlite", "postgresql")
 # Label Studio's own database settings (core/settings/base.py; each also read with a LABEL_STUDIO_ or HEARTEX_ prefix)
 POSTGRES_SETTINGS = ("POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD", "POSTGRE_HOST", "POSTGRE_PORT")
@@ -312,12 +313,49 @@ def _stop_label_studio(base: Path, pid: int, wait: float) -> None:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.2)
-    if _alive(pid):
+    if _alive(pid) or _group_alive(pid):  # the server, or a process it started, outlived SIGTERM
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    # SIGKILL is sent, not done: until every process of the server is gone (reaped; a process closes its sockets
+    # before it exits, so its port is free by then), a `server status` or a `server start` on the same port right
+    # after this one would still find it. Bounded: a process stuck in the kernel can outlive SIGKILL for a while,
+    # and `stop` says so rather than report a stopped server.
+    deadline = time.monotonic() + KILL_WAIT_S
+    while True:
+        _alive(pid)  # reaps the server if it is this process's child
+        if not _group_alive(pid):
+            break
+        if time.monotonic() >= deadline:
+            raise ServerError(f"Label Studio (process group {pid}) was sent SIGKILL and has not exited after "
+                              f"{KILL_WAIT_S:g} s; run `verify server stop` again")
+        time.sleep(0.05)
     (base / "server.pid").unlink(missing_ok=True)
+
+
+def _group_alive(pid: int) -> bool:
+    """Whether a process of the server's process group (it was started in a session of its own) still runs.
+    A zombie does not count: it holds no port or file any more, and the one waiting for it may be another process."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no /proc to read: any process of the group, zombie or not
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # gone meanwhile
+            continue
+        if len(fields) > 2 and fields[2] == str(pid) and fields[0] != "Z":  # state, ppid, pgrp
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:
