@@ -9,15 +9,67 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# Control characters (C0, DEL, C1), line/paragraph separators and bidirectional overrides: a name holding one
-# could forge a line ("ok … ingested") or recolour the terminal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
+# Control characters (C0, DEL, C1), line/paragraph separators, bidirectional marks and overrides, and the lone
+# surrogates Python gives bytes that are not UTF-8 (argv, file names): a name holding one could forge a line
+# ("ok … ingested"), recolour the terminal, or fail to be written at all.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                          "\ud800-\udfff\ufffe\uffff]")
+_KEEP_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                         "\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+_CREDENTIALS = re.compile(r"(?<=://)[^/?#\s]*@")  # up to the last @ of the authority: a password may hold @
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape): shown as the byte
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return char.encode("unicode_escape", "backslashreplace").decode()
 
 
 def shown(text: object) -> str:
     """Untrusted text as printed: control characters escaped (\\n, \\x1b, …), URL credentials replaced by ***."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), _CREDENTIALS.sub("***@", str(text)))
+    return _UNPRINTABLE.sub(_escape, _CREDENTIALS.sub("***@", str(text)))
+
+
+def printable(text: object, lines: bool = True) -> str:
+    """Untrusted text as a report writes it: every control character, bidirectional override and undecodable byte
+    escaped (\\x1b, \\u202e, \\xff) so no output format can carry one; with ``lines``, tab, newline and carriage
+    return are kept (the formats' own escaping deals with them)."""
+    return (_KEEP_LINES if lines else _UNPRINTABLE).sub(_escape, str(text))
+
+
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def json_escaped(text: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``, which escapes only C0) with DEL, C1 controls,
+    bidirectional marks and overrides, line separators and lone surrogates written as \\u escapes: the same
+    values, and nothing raw a terminal or an editor would act on."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def from_bytes(text: str) -> tuple[str, str | None]:
+    """A name or value that may hold bytes that are not UTF-8 (Python's surrogateescape: argv, file names), as
+    (text UTF-8 can store, each such byte written \\xNN; the exact bytes in hex, or None when it was UTF-8 already).
+    The pair is lossless: ``bytes.fromhex`` gives the original name back."""
+    try:
+        text.encode("utf-8")
+        return text, None
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte stands for (JSON's "\\ud800"): written out, there are no bytes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8"), None
+    return raw.decode("utf-8", "backslashreplace"), raw.hex()
+
+
+def redacted(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """Text (a traceback) with URL logins replaced by *** and each of ``secrets`` (tokens, passwords) by ***."""
+    text = _CREDENTIALS.sub("***@", text)
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def plural(n: int, word: str) -> str:

@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import netrc
+import os
 import re
 import secrets
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +43,13 @@ from typing import Any
 
 from verify.errors import OptionError
 from verify.files import atomic_write
-from verify.urls import is_web_url
+from verify.urls import has_login, is_web_url, without_login
 
 log = logging.getLogger(__name__)
 
 FOLDER = "timestamps"
 META = "tsa_urls"
+ENV_USER, ENV_PASSWORD = "VERIFY_TSA_USER", "VERIFY_TSA_PASSWORD"  # an authority's login: never argv, never stored
 TIMEOUT_S = 15.0
 MAX_RESPONSE = 1 << 20  # a time-stamp response is a few KB
 SHA256_OID = "2.16.840.1.101.3.4.2.1"
@@ -72,12 +76,15 @@ def configured(ws: Any) -> list[str]:
 def configure(ws: Any, urls: list[str]) -> None:
     """Set the authorities to stamp with (``[]`` or ``["none"]`` turns stamping off).
 
+    A URL's login (``user:password@``) is taken out before it is stored: an authority that needs one gets it
+    from ``VERIFY_TSA_USER`` and ``VERIFY_TSA_PASSWORD``, or from a netrc file (``$NETRC``, else ``~/.netrc``).
+
     Raises:
         OptionError: a URL is not http(s).
     """
     import json
 
-    urls = [u for u in urls if u.lower() != "none"]
+    urls = [without_login(u) for u in urls if u.lower() != "none"]
     for url in urls:
         if not is_web_url(url):
             raise OptionError("tsa", f"{shown_url(url)!r} is not an http(s) URL of a time-stamp authority")
@@ -123,7 +130,7 @@ def fetch_token(url: str, digest_hex: str) -> tuple[bytes, str]:
     nonce = secrets.randbits(63)
     request = urllib.request.Request(url, data=request_der(digest, nonce), method="POST",
                                      headers={"Content-Type": "application/timestamp-query"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:  # noqa: S310 (http(s) only, checked)
+    with _opener(url).open(request, timeout=TIMEOUT_S) as answer:  # noqa: S310 (http(s) only, checked)
         data = answer.read(MAX_RESPONSE + 1)
     if len(data) > MAX_RESPONSE:
         raise ValueError("answer larger than 1 MB: not a time-stamp response")
@@ -139,6 +146,31 @@ def fetch_token(url: str, digest_hex: str) -> tuple[bytes, str]:
     if info.nonce != nonce:
         raise ValueError("the token's nonce is not the one sent (a replayed answer?)")
     return data, info.gen_time.isoformat()
+
+
+def login_for(url: str) -> tuple[str, str] | None:
+    """The login to answer an authority's HTTP authentication with: $VERIFY_TSA_USER and $VERIFY_TSA_PASSWORD,
+    else the netrc file's entry for its host (``$NETRC``, else ``~/.netrc``); None: no login."""
+    user, password = os.environ.get(ENV_USER), os.environ.get(ENV_PASSWORD)
+    if user and password is not None:
+        return user, password
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host)
+    except (OSError, netrc.NetrcParseError):  # no netrc file, or one that cannot be read: no login
+        return None
+    return (entry[0], entry[2] or "") if entry and entry[0] else None
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """A URL opener that answers the authority's Basic authentication (a 401) with its login, if there is one;
+    the login goes only to that URL's host, and only when asked."""
+    login = login_for(url)
+    if login is None or has_login(url):
+        return urllib.request.build_opener()
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(None, url, *login)
+    return urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(passwords))
 
 
 def stamp(ws: Any, kind: str, subject: str, digest_hex: str, log_seq: int) -> str | None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -39,8 +41,11 @@ from verify.media.links import (
     source_id_for,
 )
 from verify.records import Capture, Video
-from verify.urls import is_web_url, looks_like_link
+from verify.terminal import from_bytes, shown
+from verify.urls import LOGIN_DROPPED, has_login, is_web_url, looks_like_link, without_login
 from verify.workspace import Workspace, locked
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 PROBE_TIMEOUT_S = 60.0
@@ -162,6 +167,10 @@ def resolve_source(
     """The provenance record for a video: the case's source, then what the platform says
     (yt-dlp's info, filling only fields the case leaves empty), then fields given on the command line."""
     case = ws.case
+    for key, value in overrides.items():  # bytes that are not UTF-8 (argv): refused as the other bad values are
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and from_bytes(item)[0] != item:
+                raise OptionError(key, f"'{shown(item)}' holds bytes that are not UTF-8 text; type it again in UTF-8")
     if source_id:
         source = case.source(source_id)
         if source is None:
@@ -187,6 +196,8 @@ def resolve_source(
     if unknown:
         raise OptionError("claims", f"{unknown[0]!r} is not a claim of case {case.id!r}; use one of {', '.join(c.id for c in case.claims)}")
     url = provenance.get("url")
+    if has_login(url):  # a case file's, a platform's or an option's: never stored (``ingest`` says so once)
+        url = provenance["url"] = without_login(url)
     if url and not is_web_url(url):
         raise OptionError("url", f"{url!r}: only http:// or https:// links (without spaces, quotes or <>) are recorded")
     return provenance
@@ -202,7 +213,9 @@ def ingest_file(
     ``capture``: the capture record (``links.capture_record``) to keep with it.
     """
     src = Path(path)
-    result = IngestResult(path=str(src), ok=False)
+    name, raw_name = from_bytes(str(src))  # a name that is not UTF-8 is kept as \xNN text, its bytes in hex
+    result = IngestResult(path=name, ok=False)
+    info, capture = _clean(info), _clean(capture)
     try:
         if not src.exists():
             if src.is_symlink():
@@ -242,25 +255,44 @@ def ingest_file(
         tmp.unlink(missing_ok=True)
         result.message = outcome.error
         return result
-    suffix = src.suffix.lower() if src.suffix and len(src.suffix) <= 6 else ".bin"
+    suffix = src.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", src.suffix.lower()) else ".bin"
     evidence = ws.path("evidence") / f"{sha}{suffix}"
     os.replace(tmp, evidence)
     os.chmod(evidence, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     metadata = {**outcome.value, "container": container, "size_bytes": size}
+    original, raw_original = from_bytes(str(src.resolve()))
+    if raw_original:  # lossless: the exact bytes of a name that is not UTF-8
+        metadata["original_path_bytes"] = raw_original
     try:
-        ws.add_video(Video(sha256=sha, source_id=provenance["source_id"], original_path=str(src.resolve()),
+        ws.add_video(Video(sha256=sha, source_id=provenance["source_id"], original_path=original,
                            evidence=str(evidence.relative_to(ws.root)), size=size, ingested_at=now_utc(), metadata=metadata,
                            provenance=provenance))
     except BaseException:  # e.g. the disk filled up: no evidence copy without its record
         evidence.unlink(missing_ok=True)
         raise
-    custody.record(ws, "ingest", inputs=[(str(src.resolve()), sha)], outputs=[(str(evidence.relative_to(ws.root)), sha)],
-                   source_id=provenance["source_id"], size=size, container=container)
+    custody.record(ws, "ingest", inputs=[(original, sha)], outputs=[(str(evidence.relative_to(ws.root)), sha)],
+                   source_id=provenance["source_id"], size=size, container=container,
+                   **({"original_path_bytes": raw_original} if raw_original else {}))
     if capture or info:
         _keep_capture(ws, sha, info or {}, capture or capture_record(None, info or {}, now_utc(), "info JSON given with the file"))
     result.ok, result.source_id, result.metadata = True, provenance["source_id"], metadata
     result.message = f"ingested as source {provenance['source_id']} (sha256 {sha[:12]}…, {metadata['width']}×{metadata['height']}, {metadata['codec'] or 'unknown codec'})"
     return result
+
+
+_LOGIN_IN_TEXT = re.compile(r"(?<=://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+
+
+def _clean(value: Any) -> Any:
+    """What a platform or an info JSON gave, fit to store: logins taken out of any URL in it (user:password@), and
+    bytes that are not UTF-8 (JSON's lone surrogates) written as \\xNN."""
+    if isinstance(value, str):
+        return from_bytes(_LOGIN_IN_TEXT.sub("", value))[0]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _keep_capture(ws: Workspace, sha: str, info: dict[str, Any], record: dict[str, Any]) -> None:
@@ -285,6 +317,10 @@ def ingest_link(
     A link captured before (same URL as given, or same canonical URL) is not fetched again
     unless ``refresh``; a refresh is kept as a new capture, and as a new video if its bytes differ.
     """
+    if has_login(url):
+        url = without_login(url)
+        log.warning(LOGIN_DROPPED.format(what=f"the link {shown(url)}",
+                                         how="a platform that needs a login takes a cookies file (--cookies)"))
     result = IngestResult(path=url, ok=False)
     if not is_web_url(url):
         result.message = "not an http(s) link"
@@ -331,9 +367,20 @@ def ingest_with_sidecar(
     try:
         info = read_info_json(sidecar)
     except MediaError as exc:
-        return IngestResult(path=str(path), ok=False, message=str(exc))
-    record = capture_record(info.get("original_url"), info, now_utc(), f"info JSON {Path(sidecar).name} given with the file")
+        return IngestResult(path=from_bytes(str(path))[0], ok=False, message=str(exc))
+    info = _clean(info)
+    record = capture_record(info.get("original_url"), info, now_utc(),
+                            f"info JSON {from_bytes(Path(sidecar).name)[0]} given with the file")
     return ingest_file(ws, path, source_id, overrides, info, record)
+
+
+def _without_login(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The options with the login taken out of --url, said once."""
+    url = overrides.get("url")
+    if not has_login(url):
+        return overrides
+    log.warning(LOGIN_DROPPED.format(what="--url", how=f"recorded as {shown(without_login(url))}"))
+    return {**overrides, "url": without_login(url)}
 
 
 @locked("ingest")
@@ -353,7 +400,8 @@ def ingest(
     Raises:
         OptionError: ``source_id`` or an override is not acceptable (checked before any input is taken in).
     """
-    resolve_source(ws, source_id, overrides or {}, "0" * 64)  # the options hold for every input: check them once
+    overrides = _without_login(overrides or {})
+    resolve_source(ws, source_id, overrides, "0" * 64)  # the options hold for every input: check them once
     results = []
     for item in items:
         if isinstance(item, str) and looks_like_link(item):
@@ -384,6 +432,7 @@ def ingest_listed(
         OptionError: ``source_id`` or an override is not acceptable (checked before any link is fetched).
     """
     overrides = overrides or {}
+    overrides = _without_login(overrides)
     resolve_source(ws, source_id, overrides, "0" * 64)
     results = []
     for item in items:

@@ -4,7 +4,9 @@ Pure functions over the report model's ``locations`` block. The figure is drawn 
 (no map tiles, no remote resources): reviewers' points with their precision circles, the
 consensus, each claimed place with its radius, a scale bar and a north arrow, on an azimuthal
 equidistant projection centred on the figure (distances and bearings from the centre are
-exact; see ``verify.geodesy.offset_m``). All text goes through ElementTree, so it is escaped.
+exact; see ``verify.geodesy.offset_m``). All text goes through ElementTree, so it is escaped, and first through
+``_well_formed``: a character XML cannot hold (ESC, BEL, …) is written out (\\x1b) instead, so a reviewer's
+name or cue can never make the KML or the figure unreadable. GeoJSON escapes them as JSON \\u escapes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from verify.geodesy import Point, mean_point, offset_m
+from verify.terminal import json_escaped, printable
 
 SIZE = 420  # px, square
 MARGIN = 36
@@ -36,6 +39,19 @@ def _length(metres: float) -> str:
     return f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"
 
 
+def _well_formed(root: ET.Element) -> ET.Element:
+    """The tree with every text and attribute free of characters XML 1.0 cannot hold (and of C1 controls and
+    bidirectional overrides): each written out as \\x1b, \\u202e."""
+    for element in root.iter():
+        if element.text:
+            element.text = printable(element.text)
+        if element.tail:
+            element.tail = printable(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = printable(value)
+    return root
+
+
 def figure_svg(source: dict[str, Any], places: list[dict[str, Any]]) -> str:
     """The SVG of one source's location: reviewers' points and precision circles, the consensus, the claimed places."""
     items: list[tuple[str, Point, float, str, str]] = []  # kind, point, radius, colour, label
@@ -55,7 +71,7 @@ def figure_svg(source: dict[str, Any], places: list[dict[str, Any]]) -> str:
     if not items:
         ET.SubElement(svg, "text", x=str(SIZE / 2), y=str(SIZE / 2), **{"text-anchor": "middle", "font-size": "14"}).text = \
             "not located"
-        return ET.tostring(svg, encoding="unicode")
+        return ET.tostring(_well_formed(svg), encoding="unicode")
     centre = mean_point([p for _, p, _, _, _ in items])
     offsets = [offset_m(centre, p) for _, p, _, _, _ in items]
     extent = max(max(abs(x), abs(y)) + r for (x, y), (_, _, r, _, _) in zip(offsets, items))
@@ -93,7 +109,7 @@ def figure_svg(source: dict[str, Any], places: list[dict[str, Any]]) -> str:
     nx, ny = SIZE - 22, 14
     ET.SubElement(svg, "path", d=f"M{nx} {ny} l7 20 l-7 -5 l-7 5 z", fill="#222")
     ET.SubElement(svg, "text", x=str(nx), y=str(ny + 32), **{"font-size": "11", "text-anchor": "middle"}).text = "N"
-    return ET.tostring(svg, encoding="unicode")
+    return ET.tostring(_well_formed(svg), encoding="unicode")
 
 
 def geojson(locations: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +138,7 @@ def geojson(locations: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_geojson(locations: dict[str, Any]) -> str:
-    return json.dumps(geojson(locations), indent=1, ensure_ascii=False) + "\n"
+    return json_escaped(json.dumps(geojson(locations), indent=1, ensure_ascii=False)) + "\n"
 
 
 def render_kml(locations: dict[str, Any], title: str) -> str:
@@ -154,5 +170,5 @@ def render_kml(locations: dict[str, Any], title: str) -> str:
         for r in s["reviewers"]:
             placemark(folder, f"{s['source_id']}: {r['reviewer']}", r["lat"], r["lon"],
                       f"precision {r['precision']}; side {r['side'] or 'not given'}; rests on {', '.join(r['cues']) or 'nothing named'}")
-    ET.indent(kml)
+    ET.indent(_well_formed(kml))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(kml, encoding="unicode") + "\n"

@@ -78,6 +78,28 @@ _WORDS = [(re.compile(r"\bnorth\b", re.I), "N"), (re.compile(r"\bsouth\b", re.I)
           (re.compile(r"\b(?:lon|lng|long|longitude)\b\s*[:=]?", re.I), " LON "),
           (re.compile(r"\bdeg(?:rees?)?\b", re.I), "°")]
 _TOKEN = re.compile(r"\s*(LAT|LON|[NSEW]|[-+]?[0-9]+(?:[.,][0-9]+)?|[-+]?\.[0-9]+|[°'\"]|[,;/])")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+)")
+_DECIMAL = r"[-+]?[0-9]+(?:\.[0-9]+)?"  # a number in a link: dot decimals only
+_LINK_START = re.compile(r"^([a-z][a-z0-9+.-]*)://")
+_LINK_INSIDE = re.compile(r"([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
+# Google's own search domains (google.com, google.de, google.co.uk, google.com.af, …): a Google Maps link is on one of
+# these exactly, so google.com.ev or google.zzz are not
+_GOOGLE_DOMAINS = frozenset(
+    "com ac ad ae al am as at az ba be bf bg bi bj bs bt by ca cat cc cd cf cg ch ci cl cm cn cv cz de dj dk dm dz ee es "
+    "fi fm fr ga ge gf gg gl gm gp gr gy hn hr ht hu ie im iq is it je jo kg ki kz la li lk lt lu lv md me mg mk ml mn ms "
+    "mu mv mw ne nl no nr nu pl pn ps pt ro rs ru rw sc se sh si sk sm sn so sr st td tg tk tl tm tn to tt us vg vu ws "
+    "com.af com.ag com.ai com.ar com.au com.bd com.bh com.bn com.bo com.br com.bz com.co com.cu com.cy com.do com.ec "
+    "com.eg com.et com.fj com.gh com.gi com.gt com.hk com.jm com.kh com.kw com.lb com.lc com.ly com.mm com.mt com.mx "
+    "com.my com.na com.nf com.ng com.ni com.np com.om com.pa com.pe com.pg com.ph com.pk com.pr com.py com.qa com.sa "
+    "com.sb com.sg com.sl com.sv com.tj com.tr com.tw com.ua com.uy com.vc com.vn "
+    "co.ao co.bw co.ck co.cr co.id co.il co.in co.jp co.ke co.kr co.ls co.ma co.mz co.nz co.th co.tz co.ug co.uk co.uz "
+    "co.ve co.vi co.za co.zm co.zw".split())
+
+
+def _google_host(host: str) -> bool:
+    """Whether a host (``www.`` taken off) is Google's: google.<one of its domains>, or maps.google.<the same>."""
+    name = host[len("maps."):] if host.startswith("maps.") else host
+    return name.startswith("google.") and name[len("google."):] in _GOOGLE_DOMAINS
 
 
 def parse_coordinates(text: Any) -> Parsed | None:
@@ -98,9 +120,13 @@ def parse_coordinates(text: Any) -> Parsed | None:
     lowered = text.lower()
     if lowered.startswith("geo:"):
         return _geo_uri(text)
-    if re.match(r"^(https?://|www\.|(maps\.)?(google\.|apple\.com|openstreetmap\.org|osm\.org|goo\.gl|maps\.app\.goo\.gl))",
-                lowered) or "://" in lowered:
+    if _LINK_START.match(lowered) or re.match(
+            r"^(www\.|(maps\.)?(google\.|apple\.com|openstreetmap\.org|osm\.org|goo\.gl|maps\.app\.goo\.gl))", lowered):
         return _link(text)
+    inside = _LINK_INSIDE.search(text)
+    if inside:  # "30.9, 66.4 see http://x", "${jndi:ldap://x}": neither coordinates nor a link alone
+        raise CoordinateError(f"not coordinates: a link ({inside.group(1).lower()}://…) inside other text; write the "
+                              "coordinates alone, or paste a map link alone; " + _HINT)
     return _text(text)
 
 
@@ -119,11 +145,28 @@ def _text(text: str, form: str | None = None) -> Parsed:
             if text[pos:].strip() == "":
                 break
             raise CoordinateError(f"not coordinates (unexpected {text[pos:].strip()[:1]!r}); {_HINT}")
-        tokens.append(m.group(1))
+        token = m.group(1)
+        if tokens and m.start(1) == pos and _NUMBER.fullmatch(token) and _NUMBER.fullmatch(tokens[-1]):
+            _run_together(tokens[-1], token)  # "30.9.5" read as 30.9 and .5, "30-66" as 30 and -66: refused
+        tokens.append(token)
         pos = m.end()
     components = _components(tokens)
     values = [_value(c) for c in components]
     return _assign(values, form or ("degrees-minutes-seconds" if any(len(v[2]) > 1 for v in values) else "decimal"))
+
+
+def _run_together(first: str, second: str) -> None:
+    """Two numbers with nothing between them: never read as two values.
+
+    Raises:
+        CoordinateError: always, saying what looks wrong.
+    """
+    whole = first + second
+    if second[0] in ".,":
+        raise CoordinateError(f"{whole!r} is not a number (more than one decimal point); write the two values apart, "
+                              f"e.g. 30.9222, 66.4447")
+    raise CoordinateError(f"{whole!r}: a sign right after a number (a range? a minus?); write the two values apart, "
+                          f"e.g. 30, -66, or with hemisphere letters (30N 66W)")
 
 
 def _components(tokens: list[str]) -> list[list[str]]:
@@ -194,6 +237,9 @@ def _value(component: list[str]) -> tuple[str | None, float, list[float]]:
     for i, (after, mark) in enumerate(marks):
         if after == 0 or mark != expected[after - 1]:
             raise CoordinateError(f"marks out of order: degrees °, then minutes ′, then seconds ″; {_HINT}")
+        if i and marks[i - 1][0] == after:
+            raise CoordinateError(f"a mark written twice ({mark}{mark}): one ° after the degrees, one ′ after the minutes, "
+                                  f"one ″ after the seconds; {_HINT}")
     if len(numbers) > 1 and not marks and designator is None:
         raise CoordinateError(f"degrees and minutes without ° ′ ″ or a hemisphere letter are ambiguous; {_HINT}")
     values = [_number(n) for n in numbers]
@@ -243,10 +289,17 @@ def _assign(values: list[tuple[str | None, float, list[float]]], form: str) -> P
     return Parsed(Point(lat, lon), form, note)
 
 
-def _pair(text: str, form: str, note: str = "") -> Parsed:
-    """A "lat,lon" pair from a link's parameter (dot decimals, comma between)."""
-    m = re.fullmatch(r"\s*([-+]?[0-9]+(?:\.[0-9]+)?)\s*,\s*([-+]?[0-9]+(?:\.[0-9]+)?)\s*(?:,.*)?", text)
+def _pair(text: str, form: str, note: str = "", altitude: bool = False) -> Parsed:
+    """A "lat,lon" pair from a link's parameter (dot decimals, comma between); with ``altitude`` (a geo URI), an
+    optional third number. Anything else after the pair is refused, never ignored."""
+    third = rf"(?:,\s*{_DECIMAL}\s*)?" if altitude else ""
+    m = re.fullmatch(rf"\s*({_DECIMAL})\s*,\s*({_DECIMAL})\s*{third}", text)
     if not m:
+        start = re.match(rf"\s*{_DECIMAL}\s*,\s*{_DECIMAL}(?![0-9.])", text)
+        if start and text[start.end():].strip():
+            raise CoordinateError(f"text after the coordinates in the {form} ({text[start.end():].strip()[:24]!r}): "
+                                  "the link must hold latitude,longitude" + (" and at most an altitude" if altitude else "")
+                                  + "; paste the coordinates instead")
         parsed = _text(text, form)
         return Parsed(parsed.point, form, "; ".join(x for x in (parsed.note, note) if x))
     parsed = _assign([(None, _number(m.group(1)), [0.0]), (None, _number(m.group(2)), [0.0])], form)
@@ -257,20 +310,32 @@ def _pair(text: str, form: str, note: str = "") -> Parsed:
 
 def _geo_uri(text: str) -> Parsed:
     """RFC 5870: geo:lat,lon[,alt][;u=…]."""
-    body = text[4:].split(";", 1)[0].split("?", 1)[0]
-    return _pair(body, "geo URI")
+    body, _, parameters = text[4:].split("?", 1)[0].partition(";")
+    crs = next((p.split("=", 1)[1].strip().lower() for p in parameters.split(";") if p.lower().startswith("crs=")), "wgs84")
+    if crs != "wgs84":
+        raise CoordinateError(f"a geo URI in another coordinate system ({crs[:20]!r}) than WGS 84; paste WGS 84 coordinates")
+    return _pair(body, "geo URI", altitude=True)
 
 
 def _link(text: str) -> Parsed:
+    if re.search(r"\s", text):
+        raise CoordinateError("a link with other text after it (or spaces in it): paste the link alone, or the "
+                              "coordinates alone")
     url = text if "://" in text else "https://" + text
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        raise CoordinateError(f"not a link verify can read (its host or port is malformed); {_HINT}")
     if parts.scheme.lower() not in ("http", "https"):
-        raise CoordinateError(f"a {parts.scheme}: link; {_HINT}")
+        raise CoordinateError(f"a {parts.scheme.lower()}:// link: only http(s) links from OpenStreetMap, Google Maps and "
+                              f"Apple Maps are read; {_HINT}")
     host = (parts.hostname or "").lower()
     host = host[4:] if host.startswith("www.") else host
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     path = unquote_plus(parts.path)
-    if host in ("goo.gl", "maps.app.goo.gl", "osm.org") or host.endswith(".goo.gl") or path.startswith("/go/"):
+    if host in ("goo.gl", "maps.app.goo.gl", "osm.org") or host.endswith(".goo.gl") or (
+            host.endswith("openstreetmap.org") and path.startswith("/go/")):
         raise CoordinateError("a short link holds no coordinates: open it and paste the full link or the coordinates")
     if host == "openstreetmap.org" or host.endswith(".openstreetmap.org"):
         form = "OpenStreetMap link"
@@ -283,7 +348,7 @@ def _link(text: str) -> Parsed:
             return _pair(f"{m.group(1)},{m.group(2)}", form, "the map's centre, not a pin")
         raise CoordinateError("an OpenStreetMap link without a position (object links hold none): share the map "
                               "position, or paste the coordinates")
-    if re.fullmatch(r"(maps\.)?google\.[a-z]{2,3}(\.[a-z]{2})?", host) and (host.startswith("maps.") or path.startswith("/maps")):
+    if _google_host(host) and (host.startswith("maps.") or path.startswith("/maps")):
         form = "Google Maps link"
         m = re.search(r"!3d([-+0-9.]+)!4d([-+0-9.]+)", path)
         if m:
