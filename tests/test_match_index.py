@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from verify.media.match import (
-    LINK, MIN_QUALITY, SCALES, Fingerprint, HashIndex, _best, _pairs, fingerprint, match_videos,
+    LINK, MIN_QUALITY, SCALES, Fingerprint, HashIndex, _best, _matchable, _pairs, fingerprint, match_videos,
 )
 from tests.test_match import crop, letterbox, pan, scene, vertical_repost
 
@@ -22,7 +22,7 @@ def raw_min(a: Fingerprint, b: Fingerprint) -> int:
 
 def brute_pairs(videos: list[list[Fingerprint]], radius: int = LINK) -> set[tuple[int, int]]:
     return {(i, j) for j, vb in enumerate(videos) for i, va in enumerate(videos[:j])
-            if any(fa.quality >= MIN_QUALITY and fb.quality >= MIN_QUALITY and raw_min(fa, fb) <= radius
+            if any(_matchable(fa) and _matchable(fb) and raw_min(fa, fb) <= radius
                    for fa in va for fb in vb)}
 
 

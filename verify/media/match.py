@@ -32,7 +32,7 @@ import numpy as np
 __all__ = [
     "Fingerprint", "Match", "Segment", "VideoMatch",
     "content_rect", "fingerprint", "frames_match", "match_videos",
-    "STRONG", "LINK", "CANDIDATE", "HashIndex",
+    "STRONG", "LINK", "CANDIDATE", "MIN_DECISIVE", "HashIndex",
 ]
 
 FINGERPRINT_VERSION = 1
@@ -43,6 +43,12 @@ STRONG = 40      # the same picture; a one-frame video may link on one such matc
 LINK = 64        # a frame of a re-upload, when it is one of several consistent matches
 CANDIDATE = 76   # looser, for the whole-video fit only (cropped frames); never a link alone
 MIN_QUALITY = 15  # PDQ-style quality (0-100) below which a picture is too flat to match (blank, fade)
+# Bits of the whole view's hash the picture decides (its DCT coefficient is not within 5 % of the
+# coefficients' spread from the median), below which the hash is noise around a few shapes and
+# never matches: fine texture averages to grey in the 64×64 buffer, so the hash of distinct videos
+# under one shared overlay (a black box, a banner) is the overlay's; measured: generated scenes,
+# night, sky, shallow focus and their reposts decide >= 227 bits, grey-averaging texture under a box 75-147.
+MIN_DECISIVE = 180
 
 Rect = tuple[int, int, int, int]  # x, y, width, height in pixels of the image given
 
@@ -196,10 +202,13 @@ def _quality(buf: np.ndarray) -> int:
     return int(min(100, q // 90))
 
 
-def _hash_pair(buf: np.ndarray) -> tuple[int, int]:
-    """(plain, mirrored) 256-bit hashes of a 64×64 float luma buffer."""
+def _hash_pair(buf: np.ndarray) -> tuple[int, int, int]:
+    """(plain, mirrored) 256-bit hashes of a 64×64 float luma buffer, and how many bits the picture decides."""
     c = _D @ buf @ _D.T
-    return _bits(c), _bits(c * _MIRROR)
+    off = np.abs(c - np.median(c))
+    spread = float(np.sqrt(np.mean(off ** 2)))
+    decisive = int((off >= 0.05 * spread).sum()) if spread > 0 else 0
+    return _bits(c), _bits(c * _MIRROR), decisive
 
 
 # --- fingerprints ----------------------------------------------------------------------------
@@ -211,7 +220,9 @@ class Fingerprint:
 
     ``hashes[i]`` and ``mirrored[i]`` are the 256-bit hashes (64 hex digits) of the centred
     crop ``scales[i]`` of the content rectangle ``rect`` and of its mirror image; ``quality``
-    is PDQ's 0-100 measure of the whole rectangle (flat pictures score low and never match).
+    is PDQ's 0-100 measure of the whole rectangle (flat pictures score low and never match);
+    ``decisive`` how many bits of the whole view's hash the picture decides (see MIN_DECISIVE;
+    None in fingerprints made before it was measured).
     """
 
     rect: Rect
@@ -221,21 +232,26 @@ class Fingerprint:
     hashes: tuple[str, ...]
     mirrored: tuple[str, ...]
     version: int = FINGERPRINT_VERSION
+    decisive: int | None = None
     _ints: tuple[tuple[int, ...], tuple[int, ...]] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_ints", (tuple(int(h, 16) for h in self.hashes), tuple(int(h, 16) for h in self.mirrored)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": self.version, "rect": list(self.rect), "size": list(self.size), "quality": self.quality,
-                "scales": list(self.scales), "hashes": list(self.hashes), "mirrored": list(self.mirrored)}
+        d = {"v": self.version, "rect": list(self.rect), "size": list(self.size), "quality": self.quality,
+             "scales": list(self.scales), "hashes": list(self.hashes), "mirrored": list(self.mirrored)}
+        if self.decisive is not None:
+            d["decisive"] = self.decisive
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fingerprint":
         if d.get("v") != FINGERPRINT_VERSION:
             raise ValueError(f"fingerprint version {d.get('v')!r}, expected {FINGERPRINT_VERSION}")
         return cls(rect=tuple(d["rect"]), size=tuple(d["size"]), quality=int(d["quality"]),  # type: ignore[arg-type]
-                   scales=tuple(float(s) for s in d["scales"]), hashes=tuple(d["hashes"]), mirrored=tuple(d["mirrored"]))
+                   scales=tuple(float(s) for s in d["scales"]), hashes=tuple(d["hashes"]), mirrored=tuple(d["mirrored"]),
+                   decisive=d.get("decisive"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -259,17 +275,19 @@ def fingerprint(image: np.ndarray, rect: Rect | None = None) -> Fingerprint:
     x0, x1 = int(round(x * sx)), max(int(round(x * sx)) + 1, int(round((x + rw) * sx)))
     base = cv2.resize(small[y0:y1, x0:x1], (_BASE, _BASE), interpolation=cv2.INTER_AREA)
     hashes, mirrored = [], []
-    quality = 0
+    quality = decisive = 0
     for i, s in enumerate(SCALES):
         m = round(_BASE * (1 - s) / 2)
         buf = cv2.resize(base[m: _BASE - m, m: _BASE - m], (64, 64), interpolation=cv2.INTER_AREA)
         if i == 0:
             quality = _quality(buf)
-        p, q = _hash_pair(buf)
+        p, q, bits = _hash_pair(buf)
+        if i == 0:
+            decisive = bits
         hashes.append(f"{p:064x}")
         mirrored.append(f"{q:064x}")
     return Fingerprint(rect=(int(x), int(y), int(rw), int(rh)), size=(int(w), int(h)), quality=quality,
-                       scales=SCALES, hashes=tuple(hashes), mirrored=tuple(mirrored))
+                       scales=SCALES, hashes=tuple(hashes), mirrored=tuple(mirrored), decisive=decisive)
 
 
 _BASE = 160  # side of the normalised content rectangle the centred crops are cut from
@@ -303,14 +321,19 @@ def frames_match(a: Fingerprint, b: Fingerprint, threshold: int = LINK) -> Match
     """The best match of two frames within ``threshold`` bits, or None.
 
     Compares the whole content rectangles, each one's centred crops with the other's whole
-    (a cropped re-upload), plain and mirrored. Flat pictures (quality < MIN_QUALITY) never match.
+    (a cropped re-upload), plain and mirrored. Flat pictures (quality < MIN_QUALITY) and pictures
+    whose hash is mostly undecided (fewer than MIN_DECISIVE bits) never match.
     """
     best = _best(a, b)
     return best if best is not None and best.distance <= threshold else None
 
 
+def _matchable(fp: Fingerprint) -> bool:
+    return fp.quality >= MIN_QUALITY and (fp.decisive is None or fp.decisive >= MIN_DECISIVE)
+
+
 def _best(a: Fingerprint, b: Fingerprint) -> Match | None:
-    if a.quality < MIN_QUALITY or b.quality < MIN_QUALITY:
+    if not _matchable(a) or not _matchable(b):
         return None
     pa, _ = a._ints
     pb, mb = b._ints
@@ -550,8 +573,8 @@ def _signs(packed: np.ndarray) -> np.ndarray:
 class HashIndex:
     """The videos' frame hashes, for finding which videos may re-upload which (exact, see above).
 
-    Videos are added in order (``add``); a frame too flat to match (quality < MIN_QUALITY)
-    is left out, as ``frames_match`` ignores it. Per frame the index keeps the views
+    Videos are added in order (``add``); a frame that never matches (too flat, or a hash the
+    picture hardly decides) is left out, as ``frames_match`` ignores it. Per frame the index keeps the views
     ``_best`` compares: every centred crop of the plain picture (A's side) and the whole and
     cropped views, plain and mirrored (B's side). Distances are computed a block of frames
     against a block at a time as one float32 matrix product of ±1 bits (BLAS, exact: the
@@ -620,7 +643,7 @@ class HashIndex:
 
 
 def _indexable(fingerprints: Sequence[Fingerprint]) -> list[Fingerprint]:
-    return [fp for fp in fingerprints if fp.quality >= MIN_QUALITY and len(fp.hashes) == len(SCALES)]
+    return [fp for fp in fingerprints if _matchable(fp) and len(fp.hashes) == len(SCALES)]
 
 
 def _within(q_plain: np.ndarray, q_mirror: np.ndarray, stored: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
