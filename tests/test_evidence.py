@@ -167,6 +167,9 @@ def test_a_region_with_two_labels_is_ambiguous_and_counted_as_neither(case):
     assert sorted(tuple(a["labels"]) for a in fv.ambiguous_boxes) == [("Gate structure", "Pakistani flag"),
                                                                        ("Signage / text", "Civilians")]
     assert all(a["reviewer"] == R1 for a in fv.ambiguous_boxes)
+    from verify import terminal
+
+    assert "2 ambiguous boxes (one region, two labels) counted as neither" in terminal.merged(merge(case, [v], [f], anns))
 
 
 # --- 4. provisional until the quorum ---------------------------------------------------------------------------------

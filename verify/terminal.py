@@ -151,7 +151,7 @@ def merged(verdicts: Any) -> list[str]:
              + _resting_on(claim) for claim in verdicts.claims]
     ambiguous = sum(len(f.ambiguous_boxes) for f in verdicts.frames)
     if ambiguous:  # each one is named (task, reviewer) by the pull that brought it, and in the report
-        lines.append(f"{plural(ambiguous, 'ambiguous box', 'ambiguous boxes')} (one region, two labels) counted as neither")
+        lines.append(f"{ambiguous} ambiguous {'box' if ambiguous == 1 else 'boxes'} (one region, two labels) counted as neither")
     return lines
 
 
