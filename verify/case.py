@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from verify.urls import is_web_url
+from verify.urls import has_login, is_web_url
 from verify.errors import CaseError
 
 SCHEMA = "verify.case/1"
@@ -419,6 +419,9 @@ class _Checker:
                 self.fail(f"{key}.id", f"duplicate source id {source_id!r}; source ids must be unique")
             seen.add(source_id)
             url = self.text(item.get("url"), f"{key}.url", optional=True)
+            if url and has_login(url):  # the workspace keeps the case file: a password in it would be stored
+                self.fail(f"{key}.url", "holds a login (user:password@ before the host): take it out; verify never "
+                                        "stores credentials")
             if url and not is_web_url(url):
                 self.fail(f"{key}.url", "only http:// or https:// links (without spaces, quotes or <>) are allowed")
             posted_at = item.get("posted_at")

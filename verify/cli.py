@@ -10,6 +10,7 @@ import errno
 import functools
 import json
 import os
+import re
 import sqlite3
 import sys
 from contextlib import contextmanager
@@ -94,7 +95,20 @@ def _read_api_key(ctx: click.Context, param: click.Parameter, value: str | None)
     key = Path(value).read_text(encoding="utf-8", errors="replace").strip()
     if not key:
         raise click.BadParameter(f"{value} is empty; put the access token in it", param=param)
+    _SECRETS.append(key)
     return key
+
+
+_SECRETS: list[str] = []  # values a traceback must not show: access tokens read from files
+_SECRET_NAMES = re.compile(r"KEY|TOKEN|SECRET|PASSW", re.IGNORECASE)  # environment settings holding one
+
+
+def _redacting_hook(kind: type, value: BaseException, tb: Any) -> None:
+    """sys.excepthook: a traceback (--debug, or a bug) printed with URL logins, tokens and passwords as ***."""
+    import traceback
+
+    secrets = _SECRETS + [v for k, v in os.environ.items() if _SECRET_NAMES.search(k)]
+    sys.stderr.write(terminal.redacted("".join(traceback.format_exception(kind, value, tb)), secrets))
 
 
 def unknown_labels_option(func: Callable) -> Callable:
@@ -169,6 +183,12 @@ def made_contexts(made) -> None:
 def connect(url: str | None, api_key: str | None):
     """A client for the given server (or the local one); a release with a known advisory is warned about."""
     from verify.labelstudio.connect import connect as connect_to
+    from verify.urls import LOGIN_DROPPED, has_login, without_login
+
+    if has_login(url):  # never stored (server_url) nor printed; Label Studio takes a token, not a URL login
+        click.echo("notice: " + LOGIN_DROPPED.format(what=f"--url {shown(url)}", how="Label Studio takes an access "
+                                                     "token (--api-key-file or LABEL_STUDIO_API_KEY)"), err=True)
+        url = without_login(url)
 
     client, warning = connect_to(url, api_key)
     if warning:
@@ -202,6 +222,7 @@ def main(ctx: click.Context, workspace: str, debug: bool) -> None:
       verify -w spin sync                      # pull, merge, report
     """
     ctx.obj = Context(workspace, debug)
+    sys.excepthook = _redacting_hook
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -281,7 +302,12 @@ def init(ctx: Context, case_file: str, tsa: tuple[str, ...]) -> None:
     Example: verify -w spin init configs/spin-boldak-2021.yaml --tsa http://timestamp.example.org/tsr
     """
     from verify.pipeline import init as init_workspace
-    from verify.timestamps import configured
+    from verify.timestamps import ENV_PASSWORD, ENV_USER, configured
+    from verify.urls import LOGIN_DROPPED, has_login
+
+    for url in (u for u in tsa if has_login(u)):  # taken out before it is stored (timestamps.configure)
+        click.echo("notice: " + LOGIN_DROPPED.format(what=f"--tsa {shown(url)}", how=f"an authority's login comes from "
+                                                     f"{ENV_USER} and {ENV_PASSWORD}, or a netrc file"), err=True)
 
     ws = init_workspace(ctx.workspace_dir, case_file, list(tsa) if tsa else None)
     case = ws.case

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from verify import __version__, custody
 from verify.case import VERDICT_CHOICES, Case
@@ -32,6 +33,7 @@ from verify.files import atomic_write
 from verify.report.draw import GROUP_COLOURS, UNKNOWN_COLOUR, Drawn, annotate, font_name
 from verify.report.geo import figure_svg, render_geojson, render_kml
 from verify.records import Reupload
+from verify.terminal import json_escaped, printable
 from verify.urls import safe_url
 from verify.verdicts.merge import Verdicts
 from verify.workspace import Workspace
@@ -442,7 +444,8 @@ def claim_basis(claim_id: str, result: dict[str, Any], frames: list[dict[str, An
 
 
 def render_json(model: dict[str, Any]) -> str:
-    return json.dumps(model, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    """JSON with every control character, bidirectional override and lone surrogate as a \\u escape."""
+    return json_escaped(json.dumps(model, indent=2, ensure_ascii=False, sort_keys=False)) + "\n"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|>~])")
@@ -450,7 +453,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|>~])")
 
 def md_escape(value: Any) -> str:
     """Escape text for Markdown: HTML metacharacters become entities, Markdown syntax is backslashed."""
-    text = str(value if value is not None else "")
+    text = printable(value if value is not None else "")  # ESC, BEL, C1, bidi: written out (\\x1b), never raw
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return " ".join(text.split())  # no line breaks: one value stays in its table cell or line
@@ -463,6 +466,7 @@ def _environment(markdown: bool = False) -> Environment:
         autoescape=False if markdown else select_autoescape(["html", "j2"], default_for_string=True, default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_no_controls,
     )
     env.filters["md"] = md_escape
     env.filters["safe_url"] = safe_url
@@ -475,6 +479,13 @@ def _environment(markdown: bool = False) -> Environment:
     env.filters["reason"] = reason_words
     env.filters["coord"] = lambda v: f"{v:.5f}" if isinstance(v, (int, float)) else "—"
     return env
+
+
+def _no_controls(value: Any) -> Any:
+    """Every value a template writes, with control characters and bidirectional overrides written out (\\x1b)."""
+    if isinstance(value, Markup):
+        return Markup(printable(str(value)))
+    return printable(value) if isinstance(value, str) else value
 
 
 def verdict_text(v: str | None) -> str:
