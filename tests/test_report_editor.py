@@ -413,3 +413,17 @@ def test_status_and_report_say_how_many_independent_sources_each_verdict_rests_o
     copy = next(s for s in model["sources"] if s["copy_of"])
     assert copy["verdicts"] == {} and f"copy of {copy['copy_of'][0]}" in md
     assert f'copy of <a href="#source-{copy["copy_of"][0]}">' in html
+
+
+def test_the_report_says_which_frames_still_need_reviews_and_from_whom(reports):
+    """Issue 24, item 4: open frames are named with who can still take them, and those every reviewer has already
+    touched are said to need another reviewer."""
+    ws, done, paths = reports
+    model = json.loads(paths["json"].read_text())
+    still = model["still_open"]
+    assert still["tasks"] >= 1 and set(still["takers"]) <= set(model["reviewers"])
+    civilians = next(q for q in still["need_new_reviewer"] if q["frame_key"] == done["civilians"])  # ana answered, ben skipped
+    assert civilians["reviews"] == 1
+    html, md = unescape(paths["html"].read_text()), paths["md"].read_text()
+    assert "they need another reviewer (verify reviewers add)" in html.replace("<code>", "").replace("</code>", "")
+    assert "they need another reviewer (`verify reviewers add`)" in md

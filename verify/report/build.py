@@ -35,7 +35,7 @@ from verify.report.geo import figure_svg, render_geojson, render_kml
 from verify.records import Reupload
 from verify.terminal import json_escaped, printable
 from verify.urls import safe_url
-from verify.verdicts.merge import Verdicts
+from verify.verdicts.merge import Verdicts, review_progress
 from verify.workspace import Workspace
 
 SCHEMA = "verify.report/3"
@@ -233,6 +233,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "ambiguous_boxes": sum(len(f["ambiguous_boxes"]) for f in merged["frames"]),
         },
         "nobody_could_review": nobody_could,
+        "still_open": still_open(case, tasks, ws.annotations(), frames_by_key),
         "claims": claims,
         "sources": sources,
         "frames": merged["frames"],
@@ -276,6 +277,19 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "accepted": custody.accepted(ws),  # files no verify action wrote, accepted by a person (`verify audit --accept`)
         },
     }
+
+
+def still_open(case: Case, tasks: dict[str, int], annotations: list, frames: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The tasks still short of the case's reviews per frame: who (among the reviewers so far) can still take them,
+    and those every reviewer has already answered, skipped or could not review: they need another reviewer."""
+    needs = review_progress(case, tasks, annotations)["needs"]
+    takers: dict[str, int] = {}
+    for n in needs:
+        for who in n["from"]:
+            takers[who] = takers.get(who, 0) + 1
+    stuck = [{"frame_key": n["key"], "source_id": frames[n["key"]]["source_id"], "timestamp": frames[n["key"]]["timestamp"],
+              "reviews": n["reviews"]} for n in needs if not n["from"] and n["key"] in frames]
+    return {"tasks": len(needs), "takers": dict(sorted(takers.items())), "need_new_reviewer": stuck}
 
 
 def timestamp_token(token: dict[str, Any]) -> dict[str, Any]:
