@@ -118,3 +118,24 @@ def reviewed_base(footage, tmp_path_factory):
     from tests import report_scenario as scenario
 
     return scenario.build_base(tmp_path_factory.mktemp("reviewed") / "base", footage)
+
+
+def test_the_report_fits_a_phone_screen_and_shows_what_each_verdict_rests_on(tmp_path, reviewed_base, browser):
+    """At 390 px (a phone) the page is no wider than the screen, each claim's "what it rests on" is on screen, and
+    claim headings lead with the claim's words, not its id."""
+    from tests import report_scenario as scenario
+
+    ws = scenario.copy(reviewed_base, tmp_path / "ws")
+    scenario.review(ws)
+    html = write_reports(ws, current_verdicts(ws), ("html",))["html"]
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    basis = page.evaluate("""[...document.querySelectorAll('table.claims tbody tr')].map(tr => {
+        const r = tr.children[2].getBoundingClientRect(); return [Math.round(r.left), Math.round(r.right)]; })""")
+    assert basis and all(left >= 0 and right <= 390 for left, right in basis), basis
+    heading = page.inner_text("h2[id^='claim-']")
+    assert heading.startswith(ws.case.claims[0].text[:20]), heading
+    page.screenshot(path=str(tmp_path / "report-390.png"), full_page=False)
+    page.close()
