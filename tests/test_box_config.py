@@ -97,3 +97,18 @@ def test_the_instructions_say_how_to_box_inside_a_box_for_reviewers_and_the_lead
         assert "hold Ctrl (⌘ on a Mac) while you drag inside it" in html and "press Esc" in html
         assert "click its line under Regions, then drag it" in html
     assert "a box you leave untouched stays that reviewer&#x27;s" in instructions_html(case, True)
+
+
+def test_every_label_colour_stands_out_on_white():
+    """Issue 28: a label colour of #f2f2f2 vanished on a white flag and in the region list; each colour now has a
+    contrast of at least 3:1 against white (WCAG's relative luminance), and its drawn tag text is white."""
+    from verify.report.draw import GROUP_COLOURS, UNKNOWN_COLOUR, text_colour
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    for colour in (*GROUP_COLOURS, UNKNOWN_COLOUR):
+        assert 1.05 / (luminance(colour) + 0.05) >= 3, colour
+        assert text_colour(colour) == (255, 255, 255), colour

@@ -19,8 +19,11 @@ from typing import Any, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 # Okabe–Ito colours (distinguishable with the common colour-vision deficiencies), one per label group
-GROUP_COLOURS = ("#e69f00", "#56b4e9", "#cc79a7", "#009e73", "#f0e442", "#0072b2", "#d55e00")
-UNKNOWN_COLOUR = "#a0a0a0"  # labels the case no longer defines
+# One colour a label group, in the report and in Label Studio's labels and region list: Okabe-Ito's colour-blind-safe
+# hues, darkened where needed so each has a contrast of at least 4:1 against white (a pale one vanished on a white flag
+# and in the white region list), and takes white text on the drawn tags.
+GROUP_COLOURS = ("#b06f00", "#2a7ab9", "#b4548a", "#007a5a", "#7d7000", "#0072b2", "#c0530b")
+UNKNOWN_COLOUR = "#767676"  # labels the case no longer defines
 # DejaVu Sans (Debian's fonts-dejavu-core, installed by scripts/setup.sh) has "×" and most scripts' letters;
 # Pillow's own default font has neither, so it is only the last resort (with "x" for "×").
 FONT_FILES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", "DejaVuSans-Bold.ttf",
