@@ -288,7 +288,7 @@ def server_status() -> None:
 
 
 @main.command()
-@click.argument("case_file", type=click.Path(dir_okay=False))
+@click.argument("case_file")  # checked by load_case: a folder or a FIFO gets its one line (exit 3), not click's usage
 @click.option("--tsa", multiple=True, metavar="URL",
               help="An RFC 3161 time-stamp authority to anchor the custody log, evidence and reports with after each "
                    "action (repeatable: tried in order; `--tsa none` stops stamping). Default: none, offline.")
@@ -301,6 +301,9 @@ def init(ctx: Context, case_file: str, tsa: tuple[str, ...]) -> None:
     Example: verify -w spin init configs/spin-boldak-2021.yaml
     Example: verify -w spin init configs/spin-boldak-2021.yaml --tsa http://timestamp.example.org/tsr
     """
+    from verify.case import load_case
+
+    load_case(case_file)  # a bad case file fails here, before the pipeline's heavy libraries (FFmpeg, OpenCV…) load
     from verify.pipeline import init as init_workspace
     from verify.timestamps import ENV_PASSWORD, ENV_USER, configured
     from verify.urls import LOGIN_DROPPED, has_login
@@ -316,6 +319,18 @@ def init(ctx: Context, case_file: str, tsa: tuple[str, ...]) -> None:
     urls = configured(ws)
     click.echo("trusted timestamps: " + (", ".join(shown(u) for u in urls) if urls else
                                          "none (the custody log is not anchored outside the workspace; see --tsa)"))
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """--max-size as bytes; a value that is not a size is a usage error (exit 2), like any bad option value."""
+    if value is None:
+        return None
+    from verify.media.links import parse_size
+
+    try:
+        return parse_size(value)
+    except VerifyError:
+        raise click.BadParameter(f"{shown(value)} is not a size; give one like 500M, 2G or 800k", param=param) from None
 
 
 @main.command()
@@ -334,13 +349,13 @@ def init(ctx: Context, case_file: str, tsa: tuple[str, ...]) -> None:
 @click.option("--info-json", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A yt-dlp .info.json for the file (NAME.info.json beside NAME.mp4 is found by itself).")
 @click.option("--refresh", is_flag=True, help="Capture links again even if captured before (kept as a new capture).")
-@click.option("--max-size", default=None, help="Skip downloads larger than this, e.g. 500M or 2G.")
+@click.option("--max-size", default=None, callback=_size, help="Skip downloads larger than this, e.g. 500M or 2G.")
 @click.option("--cookies", type=click.Path(dir_okay=False), default=None,
               help="Netscape cookies file for logged-in platforms; used in place, never copied.")
 @click.pass_obj
 @run
 def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_id: str | None, info_json: str | None,
-           refresh: bool, max_size: str | None, cookies: str | None, **provenance: Any) -> None:
+           refresh: bool, max_size: int | None, cookies: str | None, **provenance: Any) -> None:
     """Take videos in as evidence, from files or links: hash, keep an untouched read-only copy, probe,
     record provenance. Links are downloaded with yt-dlp and keep the platform's metadata.
 
@@ -351,11 +366,11 @@ def ingest(ctx: Context, videos: tuple[str, ...], from_file: str | None, source_
     """
     from verify.media.ingest import ingest as ingest_videos
     from verify.media.ingest import ingest_listed
-    from verify.media.links import parse_size, read_link_list
+    from verify.media.links import read_link_list
 
     if not videos and not from_file:
         raise click.UsageError("give video files or links, or --from FILE")
-    options = dict(refresh=refresh, max_bytes=parse_size(max_size) if max_size else None,
+    options = dict(refresh=refresh, max_bytes=max_size,
                    cookies=Path(cookies) if cookies else None)
     ws = ctx.open()
     results = []
@@ -414,7 +429,8 @@ def frames(ctx: Context, max_interval: float | None, redo: bool, workers: int, p
         if not ws.read_only:
             with ws.lock(command="frames"):
                 pass  # completes the custody entry of a `verify frames` killed before it logged its frames
-        click.echo("every ingested video already has frames (use --redo to extract again)")
+        click.echo("every ingested video already has frames (use --redo to extract again)" if ws.videos() else
+                   "no videos in this workspace yet: run `verify ingest` (files or links) first, then `verify frames`")
         return
     with ws.lock(command="frames"), click.progressbar(length=len(todo), label="decoding", file=sys.stderr) as bar:
         lines = []

@@ -309,7 +309,7 @@ def _record(ws: Workspace, video: Video, tmp: Path, outcome, params: FrameParams
     sha = video.sha256
     result = VideoFrames(sha256=sha, source_id=video.source_id, ok=outcome.ok)
     if not outcome.ok:
-        report_failure(video.source_id, outcome)
+        report_failure(video.source_id, outcome, shown=True)
         result.message = outcome.error
         ws.record_frames_failed(sha, outcome.error)
         custody.record(ws, "extract", inputs=[(video.evidence, sha)], source_id=video.source_id, status="failed",

@@ -251,7 +251,7 @@ def ingest_file(
         return result
     outcome = run_isolated(probe, (str(tmp),), PROBE_TIMEOUT_S)
     if not outcome.ok:
-        report_failure(str(src), outcome)
+        report_failure(str(src), outcome, shown=True)
         tmp.unlink(missing_ok=True)
         result.message = outcome.error
         return result

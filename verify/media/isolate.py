@@ -107,9 +107,12 @@ def map_isolated(
 
 
 
-def report_failure(what: str, outcome: Outcome) -> None:
-    """Log a failed child: a file verify refused is a warning; anything else is an error (a bug to fix)."""
+def report_failure(what: str, outcome: Outcome, shown: bool = False) -> None:
+    """Log a failed child: a file verify refused is a warning; anything else is an error (a bug to fix).
+
+    ``shown``: the caller reports the refusal to the user itself (a FAIL line), so it is logged at INFO only: a
+    warning would print the same reason a second time, bare, above the FAIL line."""
     if outcome.unexpected:
         log.error("%s: unexpected failure in the media child process: %s\n%s", what, outcome.error, outcome.detail)
     else:
-        log.warning("%s: %s", what, outcome.error)
+        log.log(logging.INFO if shown else logging.WARNING, "%s: %s", what, outcome.error)

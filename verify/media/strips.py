@@ -59,7 +59,7 @@ def make_strips(ws: Workspace, include_duplicates: bool = False, params: Context
         video = by_path[path]
         try:
             if not outcome.ok:
-                report_failure(video.source_id, outcome)
+                report_failure(video.source_id, outcome, shown=True)
                 result.failed.append((video.source_id, outcome.error))
                 custody.record(ws, "context", inputs=[(video.evidence, video.sha256)], source_id=video.source_id,
                                status="failed", error=outcome.error)
