@@ -112,7 +112,7 @@ def test_each_reviewers_boxes_reach_the_leads_task_as_a_prediction_named_by_the_
 def test_the_leads_task_carries_the_disputed_claims_first_and_the_notes(disputed):
     data, ws = disputed["task"]["data"], disputed["ws"]
     assert data["frame_key"] == disputed["first"]
-    assert f"{MILITANTS} ({ANA}: Supports, {BEN}: Contradicts)" in data["dispute"]
+    assert f"“{ws.case.claim(MILITANTS).text}” ({ANA}: Supports, {BEN}: Contradicts)" in data["dispute"]
     assert f"{BEN}: they wear police patches" in data["dispute"]
     assert data["disputed_claims"] == f"Disputed: {ws.case.claim(MILITANTS).text}"
     assert disputed["task"]["meta"]["disputed_claims"] == [MILITANTS]

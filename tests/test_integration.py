@@ -250,7 +250,7 @@ def test_a_lead_decides_a_disputed_frame(loop, label_studio):
     project = int(next(l for l in sent.output.splitlines() if "adjudication project" in l).split()[-1])
     tasks = _tasks(loop["url"], loop["admin"], project)
     assert [t["data"]["frame_key"] for t in tasks] == [loop["plan"]["militants"]]
-    assert "militants_beside_pakistani_guards (ana@desk.example: Supports, ben@desk.example: Contradicts)" in tasks[0]["data"]["dispute"]
+    assert "Pakistani border guards.” (ana@desk.example: Supports, ben@desk.example: Contradicts)" in tasks[0]["data"]["dispute"]
     lead = user_token(loop["url"], "lead@desk.example", "lead-pass-5521z")
     ana = user_token(loop["url"], "ana@desk.example", REVIEWERS["ana@desk.example"])
     result = [{"type": "choices", "from_name": "claim_militants_beside_pakistani_guards", "to_name": "frame",

@@ -510,7 +510,7 @@ def test_disputed_frames_go_to_the_lead_once_and_only_the_leads_decisions_come_b
     assert sent.project_id != reviewed["project"]
     [task] = server.tasks_of(sent.project_id)
     assert task["meta"]["verify_key"] == disputed_key
-    assert f"{MILITANTS_CLAIM} ({ANA}: Supports, {BEN}: Contradicts)" in task["data"]["dispute"]
+    assert f"“{ws.case.claim(MILITANTS_CLAIM).text}” ({ANA}: Supports, {BEN}: Contradicts)" in task["data"]["dispute"]
     assert server.project(sent.project_id)["maximum_annotations"] == 1
 
     imports = server.calls["import_tasks"]
@@ -650,7 +650,7 @@ def test_the_leads_task_shows_each_reviewers_boxes_as_predictions_their_notes_an
     assert task["predictions"][0]["result"][0] == {**ana_boxes[0], "from_name": "box-labels"}
     assert all(r["type"] == "rectanglelabels" for p in task["predictions"] for r in p["result"])  # no answers pre-filled
     data = task["data"]
-    assert f"{MILITANTS_CLAIM} ({ANA}: Supports, {BEN}: Contradicts)" in data["dispute"]
+    assert f"“{ws.case.claim(MILITANTS_CLAIM).text}” ({ANA}: Supports, {BEN}: Contradicts)" in data["dispute"]
     assert f"Reviewers' notes: {BEN}: they wear police patches" in data["dispute"]
     claim = next(c for c in ws.case.claims if c.id == MILITANTS_CLAIM)
     assert data["disputed_claims"] == f"Disputed: {claim.text}" and task["meta"]["disputed_claims"] == [MILITANTS_CLAIM]

@@ -84,7 +84,7 @@ def dispute_text(frame: FrameVerdict, case: Case) -> str:
         vote = frame.verdicts[claim.id]
         if vote.verdict == "disputed":
             votes = ", ".join(f"{who}: {ANSWER_TEXT[answer]}" for who, answer in sorted(vote.by_reviewer.items()))
-            parts.append(f"{claim.id} ({votes})")
+            parts.append(f"“{claim.text}” ({votes})")  # the claim's words, as the lead read them, not its id
     text = "Disputed: " + "; ".join(parts)
     notes = [f"{n['reviewer']}: {n['text']}" for n in frame.notes if not n["lead"]]
     notes += [f"{c['reviewer']} could not review it ({c['reason_text']})" + (f": {' '.join(c['notes'])}" if c["notes"] else "")
