@@ -133,3 +133,69 @@ def test_a_hostile_case_file_fails_before_any_heavy_library_loads(tmp_path, text
     assert loaded == []
     assert megabytes < 200
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+# --- case files read wrongly -----------------------------------------------------------------------------------------
+
+
+def _case_with(old: str, new: str) -> str:
+    text = SEED_CASE.read_text(encoding="utf-8")
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("written, why", [
+    ("1:02", "base-60"), ("30:55:20", "base-60"), ("-1:30", "base-60"), ("30_9", "separators"), ("0b11", "binary"),
+])
+def test_a_latitude_yaml_1_1_would_read_as_another_number_is_refused_with_the_reason(written, why):
+    from verify.case import parse_case
+    from verify.errors import CaseError
+
+    with pytest.raises(CaseError) as caught:
+        parse_case(_case_with("latitude: 30.92222", f"latitude: {written}"))
+    message = str(caught.value)
+    assert "places[0].latitude" in message and why in message and "\n" not in message
+
+
+@pytest.mark.parametrize("written, read", [
+    ("1e5", 100000.0), ("1E3", 1000.0), ("2.5e2", 250.0), ("017", 17.0), ("0x10", 16.0), ("0o10", 8.0), ("+500", 500.0),
+])
+def test_numbers_are_read_as_yaml_1_2_reads_them(written, read):
+    from verify.case import parse_case
+
+    case = parse_case(_case_with("radius_m: 500", f"radius_m: {written}"))
+    assert case.places[0].radius_m == read
+
+
+@pytest.mark.parametrize("written", ["1e9", ".inf", "-.inf", ".nan", "0"])
+def test_a_radius_out_of_range_or_not_finite_is_still_refused(written):
+    from verify.case import parse_case
+    from verify.errors import CaseError
+
+    with pytest.raises(CaseError, match="radius_m: expected metres from 1 to 1000000"):
+        parse_case(_case_with("radius_m: 500", f"radius_m: {written}"))
+
+
+def test_a_title_like_a_time_stays_the_text_written():
+    from verify.case import parse_case
+
+    assert parse_case(SEED_CASE.read_text(encoding="utf-8")).places  # the seed case itself still loads
+    text = SEED_CASE.read_text(encoding="utf-8")
+    title_line = next(line for line in text.splitlines() if line.startswith("title:"))
+    assert parse_case(text.replace(title_line, "title: 12:30", 1)).title == "12:30"
+
+
+def test_frames_max_pixels_in_a_case_file_says_the_cap_is_fixed():
+    from verify.case import parse_case
+    from verify.errors import CaseError
+
+    with pytest.raises(CaseError) as caught:
+        parse_case(_case_with("  max_interval_s: 2.0", "  max_interval_s: 2.0\n  max_pixels: 1000000"))
+    assert "frames.max_pixels" in str(caught.value) and "fixed" in str(caught.value)
+    assert "unknown key" not in str(caught.value)
+
+
+def test_the_docs_do_not_present_max_pixels_as_a_setting():
+    text = (ROOT / "docs" / "frames.md").read_text(encoding="utf-8") + (ROOT / "README.md").read_text(encoding="utf-8")
+    for line in (line for line in text.splitlines() if "max_pixels" in line and "FrameParams" not in line):
+        assert "not a case setting" in line or "fixed" in line, line

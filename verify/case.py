@@ -56,9 +56,22 @@ def iso_datetime(value: object) -> str | None:
 
 
 def _show(value: object, limit: int = 60) -> str:
-    """A value for an error message: its repr, cut short (a hostile value may be huge)."""
+    """A value for an error message: its repr, cut short (a hostile value may be huge); a text that YAML 1.1 would
+    have read as a number says why it is text here."""
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if isinstance(value, str) and _SEXAGESIMAL.match(value.strip()):
+        text += (" (text: case files are read as YAML 1.2, which has no base-60 numbers, where YAML 1.1 would have read "
+                 "it as minutes or seconds; write a decimal number, e.g. 1.0333 for 1°02′)")
+    elif isinstance(value, str) and _SEPARATED.match(value.strip()):
+        text += " (text: YAML 1.2 numbers have no _ separators; write the digits alone)"
+    elif isinstance(value, str) and re.match(r"^[-+]?0b[01_]+$", value.strip()):
+        text += " (text: YAML 1.2 has no binary numbers; write it in decimal)"
+    return text
+
+
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_SEPARATED = re.compile(r"^[-+]?[0-9][0-9_]*_[0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?$")
 
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: fast, and it caps nesting depth itself
@@ -92,6 +105,41 @@ class _CaseLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 
 _CaseLoader.add_constructor("tag:yaml.org,2002:timestamp", _CaseLoader.construct_yaml_str)
+
+# Numbers as YAML 1.2 (the core schema) reads them, not as PyYAML's YAML 1.1: ``1:02`` is not base 60 (62),
+# ``017`` is seventeen, not octal 15, ``1_000`` is not a number, and ``1e5`` (no dot) is a float, not text.
+# Whatever is not a YAML 1.2 number stays text, and the case's checks refuse it with its key and the reason.
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_12 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_CaseLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_CaseLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_12, list("-+0123456789"))
+_CaseLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+.0123456789"))
+
+
+def _int_12(loader: Any, node: Any) -> int:
+    text = loader.construct_scalar(node)
+    if not _INT_12.match(text):  # an explicit !!int tag on something else
+        raise yaml.constructor.ConstructorError(None, None, f"{_show(text)} is not an integer", node.start_mark)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+def _float_12(loader: Any, node: Any) -> float:
+    text = loader.construct_scalar(node)
+    if not (_FLOAT_12.match(text) or _INT_12.match(text)):
+        raise yaml.constructor.ConstructorError(None, None, f"{_show(text)} is not a number", node.start_mark)
+    lowered = text.lower()
+    if lowered.lstrip("+-") in (".inf", ".nan"):
+        return float(lowered.replace(".", ""))
+    return float(text) if not text.startswith(("0o", "0x")) else float(_int_12(loader, node))
+
+
+_CaseLoader.add_constructor("tag:yaml.org,2002:int", _int_12)
+_CaseLoader.add_constructor("tag:yaml.org,2002:float", _float_12)
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -467,6 +515,9 @@ class _Checker:
         return ReviewPolicy(per_frame, minimum)
 
     def frame_policy(self, value: Any) -> FramePolicy:
+        if isinstance(value, dict) and "max_pixels" in value:
+            self.fail("frames.max_pixels", "not a case setting: the pixel cap (8K UHD, 7680×4320) is fixed in verify, "
+                      "a guard against decoder memory bombs; remove the key")
         value = self.mapping(value, "frames", required=set(), optional={"max_interval_s"})
         interval = value.get("max_interval_s", 2.0)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0.2 <= interval <= 600:
