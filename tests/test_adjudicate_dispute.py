@@ -102,7 +102,8 @@ def test_each_reviewers_boxes_reach_the_leads_task_as_a_prediction_named_by_the_
     assert set(stored) == {ANA, BEN}
     assert [r["id"] for r in stored[ANA]] == ["ana-militant", "ana-guard"]
     assert [r["value"]["rectanglelabels"] for r in stored[BEN]] == [["Civilians"]]
-    assert stored[ANA] == disputed["ana_boxes"]  # the reviewer's regions, as the server gives them back
+    # the reviewer's regions, as the server gives them back, under the one box control (drawn under a group's)
+    assert stored[ANA] == [{**r, "from_name": "box-labels"} for r in disputed["ana_boxes"]]
     assert all(p["task"] == disputed["task"]["id"] for p in predictions)
     # opened from the task list (the address `verify adjudicate` prints), the lead's page gets every reviewer's
     # boxes; Label Studio 1.23's label stream sends only predictions of the project's model version (none set)
