@@ -199,3 +199,124 @@ def test_the_docs_do_not_present_max_pixels_as_a_setting():
     text = (ROOT / "docs" / "frames.md").read_text(encoding="utf-8") + (ROOT / "README.md").read_text(encoding="utf-8")
     for line in (line for line in text.splitlines() if "max_pixels" in line and "FrameParams" not in line):
         assert "not a case setting" in line or "fixed" in line, line
+
+
+# --- rollbacks that passed the audit ---------------------------------------------------------------------------------
+
+from tests.test_timestamps import authority, stamped  # noqa: E402,F401  (a local time-stamp authority, a stamped workspace)
+
+
+@pytest.fixture
+def stamped_ws(stamped, tmp_path) -> Path:
+    import shutil
+
+    copy = tmp_path / "ws"
+    shutil.copytree(stamped, copy)
+    return copy
+
+
+def _db(ws: Path):
+    import sqlite3
+
+    return sqlite3.connect(ws / "verify.db")
+
+
+def _entries(ws: Path) -> list[dict]:
+    return [json.loads(line) for line in (ws / "custody.log").read_text().splitlines()]
+
+
+def test_each_entry_logged_while_stamping_says_so_and_how_many_tokens_existed(stamped_ws):
+    entries = _entries(stamped_ws)
+    assert all(e["timestamps"]["tsa"] for e in entries)
+    counts = [e["timestamps"]["tokens_before"] for e in entries]
+    assert counts[0] == 0 and counts == sorted(counts) and counts[-1] > 0
+
+
+def test_a_workspace_whose_stamps_were_all_deleted_fails_the_audit(stamped_ws, authority):
+    import shutil
+
+    _, ca, _, _ = authority
+    shutil.rmtree(stamped_ws / "timestamps")
+    with _db(stamped_ws) as db:
+        db.execute("DELETE FROM timestamps")
+        db.execute("DELETE FROM meta WHERE key = 'tsa_urls'")
+    result = _cli(stamped_ws, "audit", "--tsa-ca", str(ca))
+    assert result.exit_code == 12, result.output
+    assert "stamps were deleted" in result.output and "behind verify's back" in result.output
+
+
+def test_some_stamps_deleted_with_stamping_still_on_fails_too(stamped_ws):
+    with _db(stamped_ws) as db:
+        files = [r[0] for r in db.execute("SELECT file FROM timestamps WHERE log_seq > 1")]
+        db.execute("DELETE FROM timestamps WHERE log_seq > 1")
+    for name in files:
+        (stamped_ws / name).unlink()
+    result = _cli(stamped_ws, "audit")
+    assert result.exit_code == 12, result.output
+    assert "stamps were deleted" in result.output
+
+
+def test_stamping_turned_off_through_verify_is_not_a_failure(stamped_ws):
+    assert _cli(stamped_ws, "init", str(SEED_CASE), "--tsa", "none").exit_code == 0
+    result = _cli(stamped_ws, "audit")
+    assert result.exit_code == 0, result.output
+
+
+def test_an_authority_that_never_answered_is_not_taken_for_deleted_stamps(tmp_path):
+    ws = tmp_path / "ws"
+    assert _cli(ws, "init", str(SEED_CASE), "--tsa", "http://127.0.0.1:9/tsr").exit_code == 0
+    assert _cli(ws, "merge").exit_code == 0
+    result = _cli(ws, "audit")
+    assert result.exit_code == 0, result.output
+    assert "not externally anchored" in result.output
+
+
+def _undo_last(ws: Path, count: int) -> None:
+    """Undo the last ``count`` actions exactly: their entries cut, the head rewritten, their files, records and
+    stamps deleted."""
+    entries = _entries(ws)
+    kept, cut = entries[:-count], entries[-count:]
+    (ws / "custody.log").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in kept))
+    gone = {f["path"] for e in cut for f in (e["outputs"].get("files") or [])}
+    for name in gone:
+        (ws / name).unlink(missing_ok=True)
+    with _db(ws) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'custody_head'", (f"{kept[-1]['seq']}:{kept[-1]['hash']}",))
+        db.execute("UPDATE meta SET value = '{}' WHERE key = 'reports_manifest'")
+        stamps = [r[0] for r in db.execute("SELECT file FROM timestamps WHERE log_seq > ?", (kept[-1]["seq"],))]
+        db.execute("DELETE FROM timestamps WHERE log_seq > ?", (kept[-1]["seq"],))
+    for name in stamps:
+        (ws / name).unlink()
+
+
+def test_a_report_held_outside_catches_the_last_actions_undone_exactly(stamped_ws, tmp_path):
+    held = tmp_path / "sent-to-the-editor.json"
+    held.write_bytes((stamped_ws / "reports" / "report.json").read_bytes())
+    head = json.loads(held.read_text())["integrity"]["custody_head"]
+    assert _cli(stamped_ws, "audit", "--against", str(held)).exit_code == 0
+    _undo_last(stamped_ws, 2)  # the report, and the merge whose head it was built from
+    assert int(head.split(":")[0]) > _entries(stamped_ws)[-1]["seq"]
+    done = _run(stamped_ws, "audit", "--against", str(held))
+    assert done.returncode == 18, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("verify: rolled back:") and "no longer holds" in line and "entries were cut off" in line
+
+
+def test_a_report_whose_head_the_workspace_holds_with_another_hash_is_a_rollback(stamped_ws, tmp_path):
+    held = tmp_path / "report.json"
+    report = json.loads((stamped_ws / "reports" / "report.json").read_text())
+    seq = report["integrity"]["custody_head"].split(":")[0]
+    report["integrity"]["custody_head"] = f"{seq}:{'ab' * 32}"
+    held.write_text(json.dumps(report))
+    result = _cli(stamped_ws, "audit", "--against", str(held))
+    assert result.exit_code == 18, result.output
+    assert "holds with another hash" in result.output
+
+
+@pytest.mark.parametrize("content", [b"not json", b"{}", b'{"integrity": {"custody_head": null}}', b"[1]"])
+def test_against_a_file_that_is_not_a_report_is_an_option_error(stamped_ws, tmp_path, content):
+    held = tmp_path / "x.json"
+    held.write_bytes(content)
+    result = _cli(stamped_ws, "audit", "--against", str(held))
+    assert result.exit_code == 2, result.output
+    assert "--against" in result.output

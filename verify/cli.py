@@ -645,6 +645,10 @@ def status(ctx: Context, as_json: bool) -> None:
                                  "signatures and chains are verified against it, offline.")
 @click.option("--head", "heads", multiple=True, metavar="SEQ:SHA256",
               help="A custody head recorded outside the workspace (e.g. a report's custody_head): the log must hold it.")
+@click.option("--against", "reports", multiple=True, metavar="REPORT.json", type=click.Path(dir_okay=False, exists=True),
+              help="A report.json kept outside the workspace (e.g. the one sent to the editor): the workspace must still "
+                   "hold the custody head it was built from, with the same hash; else it was rolled back (exit 18). "
+                   "Repeatable.")
 @click.option("--accept", is_flag=True,
               help="Accept the FILEs the audit lists as UNLOGGED, after a person has checked them: logged as an "
                    "\"accept\" entry (who, when, each file's sha256) and listed in the report; then audit.")
@@ -652,8 +656,8 @@ def status(ctx: Context, as_json: bool) -> None:
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.pass_obj
 @run
-def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...], accept: bool, note: str | None,
-          files: tuple[str, ...]) -> None:
+def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...], reports: tuple[str, ...], accept: bool,
+          note: str | None, files: tuple[str, ...]) -> None:
     """Re-hash every stored file against the workspace's manifest and check the custody log.
 
     Evidence copies, platform info files, frames, archived exports, reports and the case file:
@@ -661,7 +665,8 @@ def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...
     exports/ or reports/. Exit 0 when all is intact; 11 when files changed, are missing or are
     unexpected; 12 when the custody log is missing, edited or cut short; 13 when there is no
     manifest (verify.db) to audit against; 17 when a file given to --accept is not in the
-    workspace or not UNLOGGED (nothing is accepted then).
+    workspace or not UNLOGGED (nothing is accepted then); 18 when a report given to --against
+    was built from a custody head the workspace no longer holds (it was rolled back).
 
     \b
     Example: verify audit
@@ -676,6 +681,7 @@ def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...
         raise click.UsageError("--accept needs the UNLOGGED files to accept")
     if note is not None and not accept:
         raise click.UsageError("--note goes with --accept")
+    against = [(shown(path), _custody_head_of(path)) for path in reports]
     custody.require_manifest(ctx.workspace_dir)
     ws = ctx.open()
     if accept:
@@ -685,12 +691,26 @@ def audit(ctx: Context, as_json: bool, tsa_ca: str | None, heads: tuple[str, ...
             click.echo(f"ACCEPTED   {shown(item['path'])}  sha256 {item['sha256']}", err=as_json)
         click.echo(f"custody.log entry {entry['seq']}: {entry['outputs']['count']} file(s) accepted", err=as_json)
     with ws.reading():  # a consistent picture: no verify is writing meanwhile
-        result = custody.audit(ws, Path(tsa_ca) if tsa_ca else None, heads)
+        result = custody.audit(ws, Path(tsa_ca) if tsa_ca else None, heads, against)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         echo(terminal.audited(result, signatures_checked=bool(tsa_ca)))
     result.raise_for_problems()
+
+
+def _custody_head_of(path: str) -> str:
+    """The custody head (SEQ:SHA256) a report.json was built from (its integrity.custody_head)."""
+    try:
+        with open(path, "rb") as f:
+            report = json.loads(f.read(64 << 20))
+        head = report["integrity"]["custody_head"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise OptionError("against", f"{shown(path)}: not a verify report.json with integrity.custody_head; give the "
+                          "report.json of a report you hold") from None
+    if not isinstance(head, str) or not head:
+        raise OptionError("against", f"{shown(path)}: its report was built before any custody entry (no custody_head)")
+    return head
 
 
 # --- reviewers ------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from verify import __version__
 from verify.clock import now_utc
-from verify.errors import CustodyError, IntegrityError, ManifestMissing, NotAcceptable, VerifyError
+from verify.errors import CustodyError, IntegrityError, ManifestMissing, NotAcceptable, RolledBack, VerifyError
 from verify.files import file_sha256
 
 LOG = "custody.log"
@@ -96,6 +96,9 @@ def record(ws: Any, action: str, inputs: list[tuple[str, str]] | None = None,
         "details": details,
         "prev": last["hash"] if last else GENESIS,
     }
+    stamping = timestamps.configured(ws)
+    if stamping:  # the log itself says stamps were being made, and how many exist: deleting them all is then seen
+        entry["timestamps"] = {"tsa": stamping, "tokens_before": len(ws.timestamps())}
     entry["hash"] = entry_hash(entry)
     line = json.dumps(entry, sort_keys=True, ensure_ascii=True) + "\n"  # ASCII: no terminal tricks, one line
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -235,6 +238,7 @@ class AuditResult:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     # against the custody log
+    rolled_back: list[str] = field(default_factory=list)  # a head from an earlier report (--against) the log no longer holds
     rewritten: list[str] = field(default_factory=list)  # the workspace's record of a file differs from the log's
     removed: list[str] = field(default_factory=list)  # the log records a file the workspace no longer has
     unlogged: list[str] = field(default_factory=list)  # the workspace holds a file the log never recorded
@@ -247,7 +251,7 @@ class AuditResult:
         return {"checked": self.checked, "changed": self.changed, "missing": self.missing, "unexpected": self.unexpected,
                 "against_log": {"rewritten": self.rewritten, "removed": self.removed, "unlogged": self.unlogged,
                                 "why": self.why},
-                "notes": self.notes,
+                "notes": self.notes, "rolled_back": self.rolled_back,
                 "log": {"entries": self.log.entries, "head": self.log.head, "problems": self.log.problems,
                         "notes": self.log.notes},
                 "timestamps": self.timestamps.to_json() if self.timestamps else None}
@@ -257,6 +261,9 @@ class AuditResult:
         return not (self.changed or self.missing or self.unexpected or self.rewritten or self.removed or self.unlogged)
 
     def raise_for_problems(self) -> None:
+        if self.rolled_back:
+            more = f" (and {len(self.rolled_back) - 1} more)" if len(self.rolled_back) > 1 else ""
+            raise RolledBack(f"rolled back: {self.rolled_back[0]}{more}")
         problems = self.log.problems + (self.timestamps.problems if self.timestamps else [])
         if problems:
             raise CustodyError(f"custody log: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
@@ -511,9 +518,13 @@ def accepted(ws: Any) -> list[dict[str, Any]]:
     return found
 
 
-def audit(ws: Any, ca_file: Path | None = None, heads: Iterable[str] = ()) -> AuditResult:
+def audit(ws: Any, ca_file: Path | None = None, heads: Iterable[str] = (),
+          against: Iterable[tuple[str, str]] = ()) -> AuditResult:
     """Re-hash every stored artefact against the manifest; find the unexpected; check the log, the manifest
     against the log, the time-stamp tokens, and any head recorded elsewhere (``heads``: "SEQ:HASH").
+
+    ``against``: (where it comes from, "SEQ:HASH") for each report the editor holds: a head the log no longer
+    holds, or holds with another hash, is a rollback (``rolled_back``; ``RolledBack``, exit 18).
 
     Raises:
         OptionError: ``ca_file`` holds no usable certificate, or a head is not SEQ:HASH.
@@ -569,7 +580,17 @@ def audit(ws: Any, ca_file: Path | None = None, heads: Iterable[str] = ()) -> Au
             result.log.problems.append(f"entry {seq} with hash {digest[:16]}… (recorded outside the workspace) is "
                                        + ("not in the log: entries were cut off" if int(seq) not in hashes
                                           else "not the log's entry {seq}: the log was rewritten".format(seq=seq)))
-    result.timestamps = timestamps.check(ws, hashes, ca_file)
+    for origin, head in against:
+        seq, _, digest = head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise OptionError("against", f"{origin}: its custody_head {head!r} is not SEQ:SHA256")
+        if hashes.get(int(seq)) != digest:
+            result.rolled_back.append(
+                f"{origin} was built from custody.log entry {seq} ({digest[:16]}…), which the workspace "
+                + (f"no longer holds (the log ends at entry {max(hashes, default=0)}): entries were cut off"
+                   if int(seq) not in hashes else "holds with another hash: the log was rewritten"))
+    stamped = [e for e in entries if isinstance(e.get("timestamps"), dict)]
+    result.timestamps = timestamps.check(ws, hashes, ca_file, stamped, entries[-1] if entries else None)
     return result
 
 

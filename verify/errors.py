@@ -113,3 +113,10 @@ class NotAcceptable(VerifyError):
     """``audit --accept`` was given a file that is not in the workspace, or not one the audit finds unlogged."""
 
     exit_code = 17
+
+
+class RolledBack(CustodyError):
+    """``audit --against REPORT``: the workspace no longer holds the custody head the report was built from (entries
+    cut off), or holds another entry under its number (the log rewritten): the workspace was rolled back."""
+
+    exit_code = 18

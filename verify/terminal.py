@@ -267,6 +267,7 @@ def audited(result: Any, signatures_checked: bool) -> list[str]:
                         ("REWRITTEN", result.rewritten), ("REMOVED", result.removed), ("UNLOGGED", result.unlogged)):
         for path in paths:
             lines.append(f"{kind:<10} {shown(path)}" + (f": {shown(result.why[path])}" if path in result.why else ""))
+    lines += [f"ROLLED BACK {shown(problem)}" for problem in getattr(result, "rolled_back", [])]
     lines += [f"LOG        {shown(problem)}" for problem in result.log.problems + stamps.problems]
     lines += [f"NOTE       {shown(note)}" for note in result.log.notes + result.notes + stamps.notes]
     against = len(result.rewritten) + len(result.removed) + len(result.unlogged)
@@ -275,5 +276,6 @@ def audited(result: Any, signatures_checked: bool) -> list[str]:
                 if stamps.anchored_seq else "not externally anchored")
     lines.append(f"{result.checked} stored files checked: {len(result.changed)} changed, {len(result.missing)} missing, "
                  f"{len(result.unexpected)} unexpected, {against} not as logged; custody log: {result.log.entries} "
-                 "entries, " + ("chain intact" if result.log.ok and not stamps.problems else "BROKEN") + f"; {anchored}")
+                 "entries, " + ("chain intact" if result.log.ok and not stamps.problems else "BROKEN") + f"; {anchored}"
+                 + ("; ROLLED BACK since a report you hold" if getattr(result, "rolled_back", None) else ""))
     return lines

@@ -259,17 +259,32 @@ def verifier(certificates: list[Any]) -> Any:
     return builder.build()
 
 
-def check(ws: Any, log_hashes: dict[int, str], ca_file: Path | None = None) -> TimestampCheck:
+def check(ws: Any, log_hashes: dict[int, str], ca_file: Path | None = None, stamped: list[dict[str, Any]] | None = None,
+          last: dict[str, Any] | None = None) -> TimestampCheck:
     """Check every stored token offline against what it stamps; with ``ca_file``, also its signature and chain.
 
-    ``log_hashes``: seq → hash of every entry now in the custody log.
+    ``log_hashes``: seq → hash of every entry now in the custody log. ``stamped``: the log entries recorded while
+    stamping was on (each says how many tokens the workspace held before it); ``last``: the log's last entry. A
+    workspace holding fewer tokens than its log says it had, or whose stamping was turned off without a logged
+    ``init --tsa none``, fails: its stamps were deleted.
     """
     from rfc3161_client import PKIStatus, VerificationError, decode_timestamp_response
 
     result = TimestampCheck()
     tokens = ws.timestamps()
     checker = verifier(load_certificates(ca_file)) if ca_file else None
-    if not configured(ws) and not tokens:
+    made = max(stamped or [], key=lambda e: e["timestamps"].get("tokens_before") or 0, default=None)
+    if made and len(tokens) < (made["timestamps"].get("tokens_before") or 0):
+        result.problems.append(
+            f"custody.log entry {made.get('seq')} records {made['timestamps']['tokens_before']} time-stamp token(s) made "
+            f"before it, but the workspace holds {len(tokens)}: stamps were deleted (the workspace may have been rolled "
+            "back; check it against a report you hold: verify audit --against REPORT.json)")
+    if last is not None and isinstance(last.get("timestamps"), dict) and not configured(ws):
+        result.problems.append(
+            f"custody.log entry {last.get('seq')} was stamped by {', '.join(shown_url(u) for u in last['timestamps'].get('tsa') or [])}, "
+            "but the workspace no longer names a time-stamp authority, and no `verify init --tsa none` was logged: "
+            "its time-stamp settings were removed behind verify's back")
+    if not configured(ws) and not tokens and not result.problems:
         result.notes.append("the custody log is not externally anchored: no time-stamp authority is configured "
                             "(`verify init CASE --tsa URL`); the log proves its own order, not its completeness")
         return result
