@@ -266,3 +266,17 @@ def test_the_note_and_the_cannot_review_reason_arrive(reviewed):
     assert video["cannot_review"] == 1 and video["cannot_review_reasons"] == {REASON: 1} and video["skips"] == 1
     claim = next(c for c in verdicts["claims"] if c["id"] == "taliban_flag_raised")
     assert claim["cannot_review"] == 1 and claim["cannot_review_reasons"] == {REASON: 1} and claim["skips"] == 1
+
+
+def test_the_report_after_the_real_ui_session_says_how_many_independent_sources_each_verdict_rests_on(reviewed):
+    """Issue 24: after two reviewers labelled in the real UI, each decided claim in the report (and in sync's output)
+    says how many independent frames and sources it rests on; one video is a single source."""
+    report = json.loads((reviewed["ws"] / "reports" / "report.json").read_text())
+    decided = [c for c in report["claims"] if c["verdict"] in ("supported", "contradicted", "disputed")]
+    assert decided, [c["verdict"] for c in report["claims"]]
+    for claim in decided:
+        found = {s for kind in ("supporting", "contradicting", "disputed") for s in claim["independent_sources"][kind]}
+        assert len(found) == 1 and claim["single_source"], claim["id"]
+        assert "from 1 independent source" in claim["basis"]["text"] and "Single source" in claim["basis"]["text"]
+        line = next(ln for ln in reviewed["sync"].splitlines() if ln.startswith(claim["id"]))
+        assert "on 1 independent source (single source)" in line, line
