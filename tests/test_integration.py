@@ -149,9 +149,12 @@ def test_verdicts_match_what_the_reviewers_entered(loop):
     assert civ["skipped_by"] == ["ben@desk.example"] and civ["notes"][0]["text"] == NOTE
     assert report["summary"]["skips"] == 1
     assert report["reviewers"]["ana@desk.example"]["reviews"] == len(loop["plan"]["flag"]) + 2
-    # the re-upload's frames were not reviewed again but carry the original's verdict
+    # the re-upload's frames were not reviewed again: it is a copy, with no verdict of its own (issue 24), and the
+    # claim rests on the original's source alone
     sources = {s["source_id"]: s for s in report["sources"]}
-    assert sources["flag-hoisting-pakistani-side"]["verdicts"]["taliban_flag_raised"] == "supported"
+    pakistani = sources["flag-hoisting-pakistani-side"]
+    assert pakistani["copy_of"] == ["flag-hoisting-afghan-side"] and pakistani["verdicts"].get("taliban_flag_raised") in (None, "unreviewed")
+    assert claims["taliban_flag_raised"]["independent_sources"]["supporting"] == ["flag-hoisting-afghan-side"]
 
 
 def test_the_html_report_escapes_the_note_and_embeds_its_images(loop):
