@@ -146,8 +146,10 @@ def deselect(page: Page) -> None:
 
 def question(page: Page, text: str) -> Locator:
     """The block of choices asked right after the words ``text`` (a claim's text, a question's heading),
-    wherever they stand: a heading, a folded panel's title (the instructions dialog left out)."""
+    wherever they stand: a heading, a folded panel's title (the instructions dialog and the frame's header, where a
+    lead's dispute line quotes the disputed claims' words, left out)."""
     return page.locator(f"xpath=(//*[not(ancestor-or-self::*[contains(@class, 'lsf-modal')])]"
+                        f"[not(ancestor-or-self::*[contains(@class, 'verify-head')])]"
                         f"[text()[contains(normalize-space(.), {_xpath_literal(text)})]])[1]"
                         f"/following::div[contains(concat(' ', @class, ' '), ' lsf-choices ')][1]")
 
