@@ -14,14 +14,14 @@ import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from tests.conftest import SEED_CASE
-from verify.cli import main
+from tests.test_hostile_inputs import _cli, ws  # noqa: F401 (ws: a fixture, a workspace made by `verify init`)
+from tests.test_timestamps import _Authority
 
 ROOT = Path(__file__).resolve().parent.parent
 VERIFY = Path(sys.executable).parent / "verify"
@@ -29,16 +29,6 @@ VERIFY = Path(sys.executable).parent / "verify"
 RAW = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
                  "\ud800-\udfff]")
 
-
-def _cli(ws: Path, *args: str, env: dict | None = None):
-    return CliRunner().invoke(main, ["-w", str(ws), *args], env=env)
-
-
-@pytest.fixture
-def ws(tmp_path) -> Path:
-    root = tmp_path / "ws"
-    assert _cli(root, "init", str(SEED_CASE)).exit_code == 0
-    return root
 
 
 def _every_byte(folder: Path) -> bytes:
@@ -181,16 +171,13 @@ def test_the_traceback_hook_redacts_whatever_the_exception_says(capsys, monkeypa
     assert "PASSWORD" not in err and "FILETOKEN" not in err and "TSAPASS" not in err
 
 
-class _LockedAuthority(BaseHTTPRequestHandler):
+class _LockedAuthority(_Authority):
     """A time-stamp authority behind HTTP Basic authentication (tests/test_timestamps.py's, with a login)."""
 
-    folder: Path
     login = "tsa-user:TSA-PASSWORD-9"
     seen: list = []
 
     def do_POST(self) -> None:  # noqa: N802
-        from tests.test_timestamps import _openssl
-
         query = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         given = self.headers.get("Authorization")
         type(self).seen.append(given)
@@ -200,17 +187,7 @@ class _LockedAuthority(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        (self.folder / "q.tsq").write_bytes(query)
-        _openssl("ts", "-reply", "-config", "tsa.cnf", "-queryfile", "q.tsq", "-out", "r.tsr", cwd=self.folder)
-        answer = (self.folder / "r.tsr").read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/timestamp-reply")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer(query)
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,10 @@ class _Authority(BaseHTTPRequestHandler):
             self.send_response(503)
             self.end_headers()
             return
+        self.answer(query)
+
+    def answer(self, query: bytes) -> None:
+        """Stamp ``query`` with openssl and send the reply (500 when openssl fails)."""
         with self.lock:  # openssl ts keeps a serial-number file
             (self.folder / "q.tsq").write_bytes(query)
             done = _openssl("ts", "-reply", "-config", "tsa.cnf", "-queryfile", "q.tsq", "-out", "r.tsr", cwd=self.folder)
