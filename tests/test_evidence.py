@@ -190,7 +190,8 @@ def test_a_verdict_is_provisional_while_frames_it_rests_on_are_short_of_the_quor
     # status: both reviewers have touched every frame, so the open ones need somebody new
     progress = review_progress(case, [f.key for f in frames], anns)
     assert progress["open_tasks"] == 3 and all(r["remaining"] == 0 for r in progress["reviewers"].values())
-    assert [n["from"] for n in progress["needs"]] == [[], [], []]
+    tasked = merge(case, [v], frames, anns, tasks={f.key: n for n, f in enumerate(frames, 1)})
+    assert tasked.still_open(2) == {"open": 3, "takers": {}, "need_new_reviewer": [(f.key, 1) for f in frames[1:]]}
 
 
 def test_a_verdict_with_every_frame_at_the_quorum_is_not_provisional(case):

@@ -78,21 +78,16 @@ def workspace_status(ws: Workspace, verdicts: Verdicts) -> Status:
         adjudication=_queue(ws, verdicts),
         locations=_locations(verdicts),
         cannot_review=_cannot_review(verdicts),
-        needs=_needs(progress["needs"], verdicts),
+        needs=_needs(verdicts, needed),
     )
 
 
-def _needs(needs: list[dict[str, Any]], verdicts: Verdicts) -> dict[str, Any]:
+def _needs(verdicts: Verdicts, needed: int) -> dict[str, Any]:
     """Who can still review the open tasks, and the frames that every reviewer so far has already touched."""
+    found = verdicts.still_open(needed)
     by_key = {f.key: f for f in verdicts.frames}
-    takers: dict[str, int] = {}
-    for n in needs:
-        for who in n["from"]:
-            takers[who] = takers.get(who, 0) + 1
-    stuck = [{"key": n["key"], "source_id": by_key[n["key"]].source_id if n["key"] in by_key else None,
-              "t_ms": by_key[n["key"]].t_ms if n["key"] in by_key else None, "reviews": n["reviews"]}
-             for n in needs if not n["from"]]
-    return {"open": len(needs), "takers": dict(sorted(takers.items())), "need_new_reviewer": stuck}
+    return {**found, "need_new_reviewer": [{"key": key, "source_id": by_key[key].source_id, "t_ms": by_key[key].t_ms,
+                                            "reviews": reviews} for key, reviews in found["need_new_reviewer"]]}
 
 
 def _cannot_review(verdicts: Verdicts) -> dict[str, Any]:

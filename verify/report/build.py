@@ -35,7 +35,7 @@ from verify.report.geo import figure_svg, render_geojson, render_kml
 from verify.records import Reupload
 from verify.terminal import json_escaped, printable
 from verify.urls import safe_url
-from verify.verdicts.merge import Verdicts, review_progress
+from verify.verdicts.merge import Verdicts
 from verify.workspace import Workspace
 
 SCHEMA = "verify.report/3"
@@ -233,7 +233,7 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
             "ambiguous_boxes": sum(len(f["ambiguous_boxes"]) for f in merged["frames"]),
         },
         "nobody_could_review": nobody_could,
-        "still_open": still_open(case, tasks, ws.annotations(), frames_by_key),
+        "still_open": still_open(verdicts, case.review.reviewers_per_frame, frames_by_key),
         "claims": claims,
         "sources": sources,
         "frames": merged["frames"],
@@ -279,17 +279,13 @@ def build_report(ws: Workspace, verdicts: Verdicts, verdicts_file: tuple[str, st
     }
 
 
-def still_open(case: Case, tasks: dict[str, int], annotations: list, frames: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The tasks still short of the case's reviews per frame: who (among the reviewers so far) can still take them,
-    and those every reviewer has already answered, skipped or could not review: they need another reviewer."""
-    needs = review_progress(case, tasks, annotations)["needs"]
-    takers: dict[str, int] = {}
-    for n in needs:
-        for who in n["from"]:
-            takers[who] = takers.get(who, 0) + 1
-    stuck = [{"frame_key": n["key"], "source_id": frames[n["key"]]["source_id"], "timestamp": frames[n["key"]]["timestamp"],
-              "reviews": n["reviews"]} for n in needs if not n["from"] and n["key"] in frames]
-    return {"tasks": len(needs), "takers": dict(sorted(takers.items())), "need_new_reviewer": stuck}
+def still_open(verdicts: Verdicts, needed: int, frames: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The frames still short of the case's reviews per frame (``Verdicts.still_open``), as the report cites them."""
+    found = verdicts.still_open(needed)
+    return {"tasks": found["open"], "takers": found["takers"],
+            "need_new_reviewer": [{"frame_key": key, "source_id": frames[key]["source_id"],
+                                   "timestamp": frames[key]["timestamp"], "reviews": reviews}
+                                  for key, reviews in found["need_new_reviewer"]]}
 
 
 def timestamp_token(token: dict[str, Any]) -> dict[str, Any]:

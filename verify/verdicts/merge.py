@@ -441,6 +441,22 @@ class Verdicts:
     min_reviewers: int
     locations: Locations | None = None  # where the footage was filmed, per source and per location claim
 
+    def still_open(self, needed: int) -> dict[str, Any]:
+        """The frames sent for review with fewer than ``needed`` reviews: who among the reviewers so far can still take
+        them (reviewer → how many), and those every reviewer has already answered, skipped or could not review, which
+        need another person (frame keys, with how many reviews each has). From the merge's own records: nothing is
+        decoded again."""
+        reviewers = {r["reviewer"] for f in self.frames for r in f.reviews if not r["lead"]}
+        takers: Counter[str] = Counter()
+        stuck: list[tuple[str, int]] = []
+        open_frames = [f for f in self.frames if f.task_id is not None and len(f.reviewers) < needed]
+        for f in open_frames:
+            free = reviewers - {r["reviewer"] for r in f.reviews if not r["lead"]}
+            takers.update(free)
+            if not free:
+                stuck.append((f.key, len(f.reviewers)))
+        return {"open": len(open_frames), "takers": dict(sorted(takers.items())), "need_new_reviewer": stuck}
+
     def disputed_frames(self) -> list[FrameVerdict]:
         """Frames with at least one claim still disputed (not yet adjudicated)."""
         return [f for f in self.frames if f.disputed_claims]
@@ -796,14 +812,6 @@ def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Anno
         remaining = len(open_tasks - touched)
         reviewers[name] = {"assigned": done + skipped + len(could_not) + remaining, "done": done, "skipped": skipped,
                            "cannot_review": len(could_not), "remaining": remaining}
-    # each open task: how many reviews it has, and which reviewers seen so far have not touched it (none: it needs
-    # another person, because every reviewer has already answered, skipped or could not review it)
-    touched_by: dict[str, set[str]] = defaultdict(set)
-    for r in reviews:
-        touched_by[r.frame_key].add(r.reviewer)
-    everyone = set(reviewers)
-    needs = [{"key": k, "reviews": submitted[k], "needed": needed, "from": sorted(everyone - touched_by[k])}
-             for k in sorted(open_tasks)]
     claims = []
     for claim in case.claims:
         answered = Counter(r.frame_key for r in reviews if r.counts and claim.id in r.answers)
@@ -814,4 +822,4 @@ def review_progress(case: Case, task_keys: Iterable[str], annotations: list[Anno
                        "skipped": sum(1 for r in reviews if r.skipped),
                        "cannot_review": sum(1 for r in reviews if r.cannot_review)})
     return {"tasks": len(keys), "open_tasks": len(open_tasks), "reviewers_per_frame": needed,
-            "reviewers": reviewers, "claims": claims, "needs": needs}
+            "reviewers": reviewers, "claims": claims}
