@@ -123,7 +123,7 @@ def _claim_row(claim: ClaimVerdict, verdicts: Verdicts, needed: int) -> dict[str
             "verdict": claim.verdict, "provisional": claim.provisional,
             # the verdict rests on these: independent frames (a re-upload counted with its original) and their sources
             "evidence_frames": len(claim.supporting) + len(claim.contradicting) + len(claim.disputed),
-            "independent_sources": len({s for found in claim.sources.values() for s in found}),
+            "independent_sources": len(claim.independent_sources),
             "short_of_quorum": len(claim.short_of_quorum)}
 
 

@@ -157,7 +157,7 @@ def merged(verdicts: Any) -> list[str]:
 
 def _resting_on(claim: Any) -> str:
     """", on 1 independent source (single source), provisional: 3 frames short of the quorum"."""
-    found = sorted({s for kind in ("supporting", "contradicting", "disputed") for s in claim.sources.get(kind, [])})
+    found = claim.independent_sources
     words = f", on {plural(len(found), 'independent source')}" + (" (single source)" if len(found) == 1 else "") if found else ""
     if claim.provisional and claim.short_of_quorum:
         words += f", provisional: {plural(len(claim.short_of_quorum), 'frame')} short of the quorum"

@@ -419,6 +419,11 @@ class ClaimVerdict:
     vote: Verdict | None = None
 
     @property
+    def independent_sources(self) -> list[str]:
+        """Every independent source the claim's supporting, contradicting and disputed pictures come from."""
+        return sorted({source for found in self.sources.values() for source in found})
+
+    @property
     def decided_by(self) -> str | None:
         return self.decision.lead if self.decision and self.decision_current else None
 
