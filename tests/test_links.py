@@ -51,7 +51,10 @@ class Site:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if body:
-                    self.wfile.write(data)
+                    try:
+                        self.wfile.write(data)
+                    except (BrokenPipeError, ConnectionResetError):  # yt-dlp may stop reading once it has what it needs
+                        pass
 
             def do_GET(self):
                 self._serve(True)
